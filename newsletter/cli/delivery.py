@@ -1,0 +1,3 @@
+"""CLI commands: delivery (filled in by its own issue)."""
+
+COMMANDS: list = []

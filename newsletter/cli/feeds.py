@@ -1,0 +1,3 @@
+"""CLI commands: feeds (filled in by its own issue)."""
+
+COMMANDS: list = []

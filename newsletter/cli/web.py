@@ -1,0 +1,3 @@
+"""CLI commands: web (filled in by its own issue)."""
+
+COMMANDS: list = []

@@ -1,0 +1,154 @@
+"""Settings: one typed object, loaded once from `$JEUDIS_HOME/jeudis.toml` and `JEUDIS_*`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from newsletter.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an instance can be told; every field has a default that works on a laptop."""
+
+    home: Path = Path("var")
+    database_url: str = ""  # default: sqlite file in home
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    timezone: str = "Europe/Paris"
+    send_day: str = "thu"
+    send_time: str = "08:00"
+    first_issue_number: int = 1
+    # Public addresses: the web archive and the unsubscribe endpoints live under base_url.
+    base_url: str = "http://127.0.0.1:8017"
+    from_address: str = "Les Jeudis de l'ODD 17 <jeudis@lerameau.example.org>"
+    reply_to: str = ""
+    list_id: str = "jeudis-odd17.lerameau.example.org"
+    unsubscribe_mailto: str = "desinscription@lerameau.example.org"
+    # Delivery.
+    smtp_url: str = "smtp://127.0.0.1:25"
+    smtp_timeout: float = 30.0
+    send_rate: float = 10.0
+    send_after_build: bool = False
+    dkim_key_file: str = ""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    # Feeds.
+    feed_timeout: float = 10.0
+    feed_max_bytes: int = 5_000_000
+    feed_max_age_days: int = 30
+    feed_fetch_time: str = "06:00"
+    summary_max_chars: int = 280
+    # Web desk.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8017
+    desk_password_hash: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'jeudis.db').as_posix()}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def sent_dir(self) -> Path:
+        return self.home / "sent"
+
+    @property
+    def archive_dir(self) -> Path:
+        """The published web copy: static files any web server could serve."""
+        return self.home / "site"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    def secret_key(self) -> bytes:
+        """The instance secret (signs unsubscribe links and sessions), created on first use."""
+        path = self.home / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            os.replace(tmp, path)
+        return bytes.fromhex(path.read_text().strip())
+
+
+def _coerce(name: str, kind: Any, value: Any, origin: str) -> Any:
+    try:
+        if kind in (bool, "bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(value)
+        if kind in (int, "int"):
+            return int(value)
+        if kind in (float, "float"):
+            return float(value)
+        if kind in (Path, "Path"):
+            return Path(str(value))
+        return str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{origin}: {name}: {value!r} is not a valid {kind}") from None
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read `$JEUDIS_HOME/jeudis.toml` then `JEUDIS_*` variables (environment wins)."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("JEUDIS_HOME", "var"))
+    values: dict[str, Any] = {"home": home}
+    types = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
+    toml_path = home / "jeudis.toml"
+    if toml_path.exists():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{toml_path}: {exc}") from None
+        for key, value in data.items():
+            if key not in types or key == "home":
+                raise SettingsError(f"{toml_path}: {key}: unknown setting")
+            values[key] = _coerce(key, types[key], value, str(toml_path))
+    for key, kind in types.items():
+        env_key = f"JEUDIS_{key.upper()}"
+        if key != "home" and env_key in env:
+            values[key] = _coerce(key, kind, env[env_key], env_key)
+    values.update(overrides)
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    try:
+        settings.tz  # noqa: B018
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"timezone: {settings.timezone!r} is not a known time zone") from None
+    hour, _, minute = settings.send_time.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+        raise SettingsError(f"send_time: {settings.send_time!r} is not HH:MM")
+    if not settings.base_url.startswith(("http://", "https://")):
+        raise SettingsError(f"base_url: {settings.base_url!r} must start with http:// or https://")
+
+
+def with_home(settings: Settings, home: Path) -> Settings:
+    """A copy of the settings pointing at another instance folder."""
+    return replace(settings, home=home)

@@ -1,0 +1,136 @@
+"""The tables: content items, issues, subscribers, deliveries, feeds."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+KINDS = ("news", "example", "tool")
+ITEM_STATUSES = ("proposed", "queued", "used", "rejected", "dropped")
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+DELIVERY_STATUSES = ("queued", "sent", "failed", "skipped")
+
+
+class AwareDateTime(TypeDecorator):
+    """Stores UTC, returns timezone-aware datetimes (SQLite keeps no offset of its own)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to an aware column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def aware(**kwargs) -> Field:
+    return Field(sa_type=AwareDateTime, **kwargs)
+
+
+class ContentItem(SQLModel, table=True):
+    """One news, inspiring example or tool, from an editor, a content file or a feed."""
+
+    __tablename__ = "content_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)
+    status: str = Field(default="queued", index=True)
+    title: str
+    url: str
+    summary: str = ""
+    body: str = ""  # Markdown as the editor wrote it; sanitized at render time
+    image_url: str | None = None
+    image_alt: str | None = None
+    available_from: date | None = None
+    available_until: date | None = None
+    pinned_week: str | None = Field(default=None, index=True)
+    priority: int = 0
+    # Where it came from: "cli", "import", "feed"; source_key makes re-imports and
+    # re-fetches update instead of duplicate (file path, or feed entry guid/link).
+    source: str = "cli"
+    source_key: str | None = Field(default=None, unique=True)
+    source_name: str | None = None
+    content_hash: str | None = None
+    feed_id: int | None = Field(default=None, foreign_key="feed.id", index=True)
+    published_at: datetime | None = aware(default=None)
+    created_at: datetime = aware()
+    queued_at: datetime | None = aware(default=None)
+    updated_at: datetime = aware()
+    # The issue that used it. No foreign key: issue -> item already points the other way,
+    # and a cycle of constraints would not create on PostgreSQL.
+    issue_id: int | None = Field(default=None, index=True)
+
+
+class Issue(SQLModel, table=True):
+    """One Thursday's issue; one per ISO week, which is what makes builds idempotent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    week_key: str = Field(unique=True)
+    number: int = Field(unique=True)
+    thursday: date
+    subject: str = ""
+    news_id: int = Field(foreign_key="content_item.id")
+    example_id: int = Field(foreign_key="content_item.id")
+    tool_id: int = Field(foreign_key="content_item.id")
+    built_at: datetime = aware()
+    outbox_done_at: datetime | None = aware(default=None)
+    sent_at: datetime | None = aware(default=None)
+
+
+class Subscriber(SQLModel, table=True):
+    """A reader; the address is stored normalised (lower-case domain and local part)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    name: str = ""
+    status: str = Field(default="active", index=True)
+    created_at: datetime = aware()
+    status_changed_at: datetime = aware()
+    confirmed_at: datetime | None = aware(default=None)
+    unsubscribed_at: datetime | None = aware(default=None)
+    bounced_at: datetime | None = aware(default=None)
+    last_error: str | None = None
+
+
+class Delivery(SQLModel, table=True):
+    """One message in the outbox for one recipient: the ledger that makes sending resumable."""
+
+    __table_args__ = (sa.UniqueConstraint("issue_id", "subscriber_id", "purpose"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int | None = Field(default=None, foreign_key="issue.id", index=True)
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True)
+    purpose: str = "issue"  # issue | confirm | test
+    recipient: str
+    path: str  # relative to JEUDIS_HOME
+    message_id: str = Field(unique=True)
+    status: str = Field(default="queued", index=True)
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = aware()
+    sent_at: datetime | None = aware(default=None)
+
+
+class Feed(SQLModel, table=True):
+    """A followed RSS/Atom source and its health."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(unique=True)
+    name: str = ""
+    auto: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    created_at: datetime = aware()
+    last_fetched_at: datetime | None = aware(default=None)
+    last_ok_at: datetime | None = aware(default=None)
+    last_error: str | None = None
+    last_error_at: datetime | None = aware(default=None)
+    entries_seen: int = 0
