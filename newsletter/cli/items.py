@@ -1,0 +1,3 @@
+"""CLI commands: items."""
+
+COMMANDS: list = []

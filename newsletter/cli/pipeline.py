@@ -1,0 +1,3 @@
+"""CLI commands: pipeline."""
+
+COMMANDS: list = []

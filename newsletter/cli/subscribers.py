@@ -1,0 +1,3 @@
+"""CLI commands: subscribers."""
+
+COMMANDS: list = []
