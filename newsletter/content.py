@@ -17,9 +17,16 @@ from newsletter.weeks import Clock
 
 # Front matter keys and the ItemFields attribute each one fills.
 KEYS = {
-    "kind": "kind", "title": "title", "url": "url", "summary": "summary",
-    "image": "image_url", "image_alt": "image_alt", "from": "available_from",
-    "until": "available_until", "week": "pinned_week", "priority": "priority",
+    "kind": "kind",
+    "title": "title",
+    "url": "url",
+    "summary": "summary",
+    "image": "image_url",
+    "image_alt": "image_alt",
+    "from": "available_from",
+    "until": "available_until",
+    "week": "pinned_week",
+    "priority": "priority",
 }
 REQUIRED = ("kind", "title", "url")
 _FIELD_OF_ERROR = re.compile(r"^(\w+): ")
@@ -57,8 +64,9 @@ def _as_date(value, path: str, key: str, front: str) -> date | None:
     try:
         return date.fromisoformat(str(value))
     except ValueError:
-        raise ContentError(path, key, f"{value!r} is not a date like 2026-11-26",
-                           _line_of(front, key)) from None
+        raise ContentError(
+            path, key, f"{value!r} is not a date like 2026-11-26", _line_of(front, key)
+        ) from None
 
 
 def parse_content(text: str, path: str) -> ItemFields:
@@ -69,15 +77,24 @@ def parse_content(text: str, path: str) -> ItemFields:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else None
-        raise ContentError(path, None, f"front matter is not valid YAML ({exc.problem})"
-                           if hasattr(exc, "problem") else "front matter is not valid YAML",
-                           line) from None
+        raise ContentError(
+            path,
+            None,
+            f"front matter is not valid YAML ({exc.problem})"
+            if hasattr(exc, "problem")
+            else "front matter is not valid YAML",
+            line,
+        ) from None
     if not isinstance(meta, dict):
         raise ContentError(path, None, "front matter must be a mapping of keys to values", 2)
     for key in meta:
         if key not in KEYS:
-            raise ContentError(path, str(key), f"unknown key (expected one of {', '.join(KEYS)})",
-                               _line_of(front, str(key)))
+            raise ContentError(
+                path,
+                str(key),
+                f"unknown key (expected one of {', '.join(KEYS)})",
+                _line_of(front, str(key)),
+            )
     for key in REQUIRED:
         if meta.get(key) in (None, ""):
             raise ContentError(path, key, "is missing")
@@ -86,8 +103,9 @@ def parse_content(text: str, path: str) -> ItemFields:
         values[KEYS[key]] = _as_date(meta.get(key), path, key, front)
     priority = meta.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise ContentError(path, "priority", f"{priority!r} is not an integer",
-                           _line_of(front, "priority"))
+        raise ContentError(
+            path, "priority", f"{priority!r} is not an integer", _line_of(front, "priority")
+        )
     for attr in ("kind", "title", "url", "summary", "image_url", "image_alt", "pinned_week"):
         if values.get(attr) is not None:
             values[attr] = str(values[attr])
@@ -98,7 +116,7 @@ def parse_content(text: str, path: str) -> ItemFields:
         match = _FIELD_OF_ERROR.match(message)
         attr = match[1] if match else None
         key = next((k for k, a in KEYS.items() if attr in (a, k)), attr)
-        reason = message[match.end():] if match else message
+        reason = message[match.end() :] if match else message
         raise ContentError(path, key, reason, _line_of(front, key) if key else None) from None
 
 
@@ -136,8 +154,16 @@ def import_content(session: Session, root: Path, clock: Clock) -> ImportReport:
     for shown, key, item in parsed:
         row = session.exec(select(ContentItem).where(ContentItem.source_key == key)).first()
         if row is None:
-            row = ContentItem(kind=item.kind, title=item.title, url=item.url, source="import",
-                              source_key=key, created_at=now, updated_at=now, queued_at=now)
+            row = ContentItem(
+                kind=item.kind,
+                title=item.title,
+                url=item.url,
+                source="import",
+                source_key=key,
+                created_at=now,
+                updated_at=now,
+                queued_at=now,
+            )
             report.added.append(shown)
         elif row.status not in ("queued", "proposed"):
             report.kept.append(shown)

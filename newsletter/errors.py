@@ -1,4 +1,4 @@
-"""One exception type per kind of failure; the CLI edge turns them into one line and an exit code."""
+"""One exception type per kind of failure; the CLI edge makes each one line and an exit code."""
 
 from __future__ import annotations
 

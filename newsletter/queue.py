@@ -66,9 +66,7 @@ def validate(item: ItemFields) -> ItemFields:
     if image_url and not image_alt:
         raise InputError("image_alt: an image needs a text alternative (--image-alt)")
     if item.available_from and item.available_until and item.available_from > item.available_until:
-        raise InputError(
-            f"until: {item.available_until} is before from: {item.available_from}"
-        )
+        raise InputError(f"until: {item.available_until} is before from: {item.available_from}")
     week = parse_week_key(item.pinned_week) if item.pinned_week else None
     if not isinstance(item.priority, int) or isinstance(item.priority, bool):
         raise InputError(f"priority: {item.priority!r} is not an integer")
@@ -90,14 +88,29 @@ def _apply(row: ContentItem, item: ItemFields) -> None:
     row.content_hash = item.digest()
 
 
-def add_item(session: Session, item: ItemFields, clock: Clock, *, source: str = "cli",
-             source_key: str | None = None, status: str = "queued") -> ContentItem:
+def add_item(
+    session: Session,
+    item: ItemFields,
+    clock: Clock,
+    *,
+    source: str = "cli",
+    source_key: str | None = None,
+    status: str = "queued",
+) -> ContentItem:
     """Queue a new item (validated); returns the stored row."""
     item = validate(item)
     now = clock()
-    row = ContentItem(kind=item.kind, title=item.title, url=item.url, status=status,
-                      source=source, source_key=source_key, created_at=now, updated_at=now,
-                      queued_at=now if status == "queued" else None)
+    row = ContentItem(
+        kind=item.kind,
+        title=item.title,
+        url=item.url,
+        status=status,
+        source=source,
+        source_key=source_key,
+        created_at=now,
+        updated_at=now,
+        queued_at=now if status == "queued" else None,
+    )
     _apply(row, item)
     session.add(row)
     session.commit()
@@ -117,8 +130,9 @@ def get_item(session: Session, item_id: int) -> ContentItem:
     return row
 
 
-def edit_item(session: Session, item_id: int, changes: dict, clock: Clock, *,
-              force: bool = False) -> ContentItem:
+def edit_item(
+    session: Session, item_id: int, changes: dict, clock: Clock, *, force: bool = False
+) -> ContentItem:
     """Change some fields of an item; a used item needs `force` (its issue stays as sent)."""
     row = get_item(session, item_id)
     if row.status == "used" and not force:
@@ -149,8 +163,9 @@ def drop_item(session: Session, item_id: int, clock: Clock) -> ContentItem:
     return row
 
 
-def list_items(session: Session, kind: str | None = None,
-               status: str | None = None) -> list[ContentItem]:
+def list_items(
+    session: Session, kind: str | None = None, status: str | None = None
+) -> list[ContentItem]:
     """Items by kind and status, in queue order (pinned/priority/oldest first)."""
     if kind and kind not in KINDS:
         raise InputError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
@@ -161,8 +176,12 @@ def list_items(session: Session, kind: str | None = None,
         query = query.where(ContentItem.kind == kind)
     if status:
         query = query.where(ContentItem.status == status)
-    query = query.order_by(col(ContentItem.kind), col(ContentItem.priority).desc(),
-                           col(ContentItem.queued_at), col(ContentItem.id))
+    query = query.order_by(
+        col(ContentItem.kind),
+        col(ContentItem.priority).desc(),
+        col(ContentItem.queued_at),
+        col(ContentItem.id),
+    )
     return list(session.exec(query))
 
 

@@ -1,4 +1,4 @@
-"""Signed personal tokens for unsubscribe and confirm links (HMAC-SHA256 with the instance secret)."""
+"""Signed personal tokens for unsubscribe and confirm links (HMAC-SHA256, instance secret)."""
 
 from __future__ import annotations
 

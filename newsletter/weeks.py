@@ -33,7 +33,9 @@ def parse_week_key(value: str) -> str:
     try:
         date.fromisocalendar(year, week, 4)
     except ValueError:
-        raise InputError(f"week: {value!r} does not exist (year {year} has no week {week})") from None
+        raise InputError(
+            f"week: {value!r} does not exist (year {year} has no week {week})"
+        ) from None
     return f"{year}-W{week:02d}"
 
 

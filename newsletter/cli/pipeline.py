@@ -1,3 +1,194 @@
-"""CLI commands: pipeline."""
+"""`jeudis init | import | plan | preview | build`: the pipeline verbs."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from newsletter.build import BuildReport, build_issue, calendar, preview_issue
+from newsletter.cli import App, pass_app
+from newsletter.content import import_content
+from newsletter.db import open_session
+from newsletter.errors import InputError
+from newsletter.files import write_atomic
+from newsletter.models import KINDS
+from newsletter.render import UNSUBSCRIBE_MARK
+from newsletter.weeks import parse_date, upcoming_thursday
+
+RUNWAY_WARNING_WEEKS = 3
+DATE_HELP = "A date in the issue's week (default: the next Thursday)."
+
+
+def today(app: App) -> date:
+    """Today in the newsletter's time zone."""
+    return app.clock().astimezone(app.settings.tz).date()
+
+
+def _thursday_option(app: App, value: str | None) -> date:
+    return parse_date(value, "--date") if value else upcoming_thursday(today(app))
+
+
+@click.command("init")
+@pass_app
+def init(app: App) -> None:
+    """Create or upgrade the instance in $JEUDIS_HOME (database schema, folders)."""
+    settings = app.settings
+    with open_session(settings):
+        pass
+    for folder in (settings.outbox_dir, settings.archive_dir, settings.log_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    settings.secret_key()
+    click.echo(f"instance ready in {settings.home.resolve()}")
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@pass_app
+def import_(app: App, path: Path) -> None:
+    """Import content files (Markdown + front matter) from a folder or one file.
+
+    Re-importing updates changed files and never duplicates. Bad files are reported by
+    path, line and field (exit 2); the good ones are imported all the same.
+    """
+    with open_session(app.settings) as session:
+        report = import_content(session, path, app.clock)
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(
+        f"imported {path}: {len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged, {len(report.kept)} already used or dropped, "
+        f"{len(report.errors)} bad"
+    )
+    if report.errors:
+        raise SystemExit(2)
+
+
+def _plan_json(view) -> str:
+    return json.dumps(
+        {
+            "weeks": [
+                {
+                    "thursday": w.thursday.isoformat(),
+                    "week": w.week,
+                    "number": w.number,
+                    "built": w.built,
+                    "missing": list(w.selection.missing),
+                    "items": {
+                        k: {"id": v.id, "title": v.title} for k, v in w.selection.chosen.items()
+                    },
+                }
+                for w in view.weeks
+            ],
+            "runway": view.runway,
+            "dry_since": {k: (v.isoformat() if v else None) for k, v in view.dry_since.items()},
+            "queued": view.queued,
+        },
+        ensure_ascii=False,
+        indent=2,
+    )
+
+
+@click.command("plan")
+@click.option("--weeks", default=8, show_default=True, type=click.IntRange(1, 104))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_app
+def plan_(app: App, weeks: int, as_json: bool) -> None:
+    """The editorial calendar: what each coming Thursday gets, and the runway per kind."""
+    with open_session(app.settings) as session:
+        view = calendar(session, app.settings, today(app), weeks)
+    if as_json:
+        click.echo(_plan_json(view))
+        return
+    console = Console()
+    table = Table("Thursday", "week", "n°", "news", "example", "tool", box=None)
+    for w in view.weeks:
+        cells = []
+        for kind in KINDS:
+            chosen = w.selection.chosen.get(kind)
+            cells.append(f"#{chosen.id} {chosen.title[:38]}" if chosen else "[bold red]— dry —")
+        mark = " (built)" if w.built else ""
+        table.add_row(f"{w.thursday}{mark}", w.week, str(w.number), *cells)
+    console.print(table)
+    console.print("runway:")
+    for kind in KINDS:
+        dry = view.dry_since[kind]
+        line = f"  {kind:8} {view.runway[kind]} week(s), {view.queued[kind]} queued"
+        if dry is not None:
+            style = "bold red" if view.runway[kind] < RUNWAY_WARNING_WEEKS else "yellow"
+            line = f"[{style}]{line}, runs dry on {dry}[/]"
+        else:
+            line += f", enough for the {weeks} week(s) shown"
+        console.print(line)
+
+
+@click.command("preview")
+@click.option(
+    "--date", "day", metavar="DATE", help="A date in the issue's week (default: next Thursday)."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write (default: $JEUDIS_HOME/preview/<week>.html).",
+)
+@click.option(
+    "--text",
+    "text_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the plain-text part there.",
+)
+@pass_app
+def preview(app: App, day: str | None, out: Path | None, text_out: Path | None) -> None:
+    """Render the issue of a coming Thursday to HTML, without consuming anything."""
+    settings = app.settings
+    with open_session(settings) as session:
+        info, _, rendered = preview_issue(session, settings, _thursday_option(app, day), today(app))
+    sample = f"{settings.base_url.rstrip('/')}/subscribe"  # no personal link in a preview
+    out = out or settings.home / "preview" / f"{info.week_key}.html"
+    write_atomic(out, rendered.html.replace(UNSUBSCRIBE_MARK, sample))
+    if text_out:
+        write_atomic(text_out, rendered.text.replace(UNSUBSCRIBE_MARK, sample))
+    click.echo(f"n°{info.number} of {info.thursday} ({info.week_key}): {rendered.subject}")
+    click.echo(f"html: {out}")
+
+
+def _echo_build(report: BuildReport) -> None:
+    issue = report.issue
+    if report.already_complete:
+        click.echo(
+            f"{issue.week_key} n°{issue.number} was already built on "
+            f"{issue.built_at:%Y-%m-%d %H:%M} UTC: nothing to do"
+        )
+    else:
+        verb = "built" if report.created else "completed"
+        click.echo(f"{verb} {issue.week_key} n°{issue.number} ({issue.thursday}): {issue.subject}")
+        click.echo(f"{report.written} message(s) written to the outbox")
+    click.echo(f"web copy: {report.page}")
+    click.echo(f"outbox:   {report.outbox_dir}")
+
+
+@click.command("build")
+@click.option(
+    "--date", "day", metavar="DATE", help="A date in the issue's week (default: next Thursday)."
+)
+@pass_app
+def build(app: App, day: str | None) -> None:
+    """Pick, record, render, publish and write the outbox for a week (what Thursday's job does).
+
+    Running it again for the same week changes nothing and says so.
+    """
+    with open_session(app.settings) as session:
+        report = build_issue(session, app.settings, _thursday_option(app, day), app.clock)
+    _echo_build(report)
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+
+
+COMMANDS = [init, import_, plan_, preview, build]

@@ -1,0 +1,224 @@
+"""The Thursday job as service functions: plan, preview and build an issue.
+
+The CLI, the scheduler and the web desk all call these; none re-implements a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy.exc
+from sqlmodel import Session, col, func, select
+
+from newsletter.config import Settings
+from newsletter.errors import QueueDryError
+from newsletter.models import KINDS, ContentItem, Issue
+from newsletter.pick import Calendar, Selection, pick, plan
+from newsletter.publish import issue_url, publish_issue
+from newsletter.queue import queued_items
+from newsletter.render import IssueInfo, RenderedIssue, render
+from newsletter.weeks import Clock, thursday_of, thursdays, upcoming_thursday, week_key
+
+KIND_LABELS = {"news": "news", "example": "inspiring example", "tool": "tool"}
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    issue: Issue
+    created: bool  # False when the week had already been picked
+    already_complete: bool  # True when a previous build had finished: nothing was done
+    page: Path
+    outbox_dir: Path
+    written: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedWeek:
+    thursday: date
+    week: str
+    number: int
+    selection: Selection
+    built: bool  # the issue exists already: these are its recorded items
+
+
+@dataclass(frozen=True)
+class CalendarView:
+    weeks: list[PlannedWeek]
+    runway: dict[str, int]
+    dry_since: dict[str, date | None]
+    queued: dict[str, int]
+
+
+def the_thursday(day: date) -> date:
+    """The Thursday that dates the issue of `day`'s ISO week."""
+    return thursday_of(week_key(day))
+
+
+def _max_number(session: Session) -> int | None:
+    return session.exec(select(func.max(Issue.number))).one()
+
+
+def recorded_selection(session: Session, issue: Issue) -> Selection:
+    """The items an existing issue was built with."""
+    chosen = {
+        "news": session.get(ContentItem, issue.news_id),
+        "example": session.get(ContentItem, issue.example_id),
+        "tool": session.get(ContentItem, issue.tool_id),
+    }
+    return Selection(thursday=issue.thursday, chosen=chosen)
+
+
+def issue_for_week(session: Session, week: str) -> Issue | None:
+    return session.exec(select(Issue).where(Issue.week_key == week)).first()
+
+
+def calendar(session: Session, settings: Settings, today: date, count: int = 8) -> CalendarView:
+    """What each of the next `count` Thursdays gets: recorded issues, then a simulation of
+    the queue (each pick consuming its items) for the weeks not built yet."""
+    coming = thursdays(today, count)
+    built = {
+        i.week_key: i for i in session.exec(select(Issue).where(col(Issue.thursday) >= coming[0]))
+    }
+    pending = [d for d in coming if week_key(d) not in built]
+    simulated: Calendar = plan(queued_items(session), pending)
+    by_day = {s.thursday: s for s in simulated.weeks}
+    number = (_max_number(session) or settings.first_issue_number - 1) + 1
+    weeks = []
+    for day in coming:
+        issue = built.get(week_key(day))
+        if issue:
+            weeks.append(
+                PlannedWeek(
+                    day, issue.week_key, issue.number, recorded_selection(session, issue), True
+                )
+            )
+        else:
+            weeks.append(PlannedWeek(day, week_key(day), number, by_day[day], False))
+            number += 1
+    queued = {kind: 0 for kind in KINDS}
+    for item in queued_items(session):
+        queued[item.kind] += 1
+    return CalendarView(weeks, simulated.runway, simulated.dry_since, queued)
+
+
+def _dry_message(session: Session, selection: Selection) -> str:
+    day = selection.thursday
+    parts = []
+    for kind in selection.missing:
+        label = KIND_LABELS[kind]
+        waiting = session.exec(
+            select(func.count())
+            .select_from(ContentItem)
+            .where(ContentItem.kind == kind, ContentItem.status == "queued")
+        ).one()
+        last = session.exec(
+            select(Issue)
+            .join(ContentItem, col(ContentItem.issue_id) == Issue.id)
+            .where(ContentItem.kind == kind)
+            .order_by(col(Issue.thursday).desc())
+        ).first()
+        since = (
+            f"dry since the issue of {last.thursday} ({last.week_key}) used the last one"
+            if last
+            else "no issue has used one yet"
+        )
+        extra = f"; {waiting} queued but none allowed that day (window or pin)" if waiting else ""
+        parts.append(f"no {label} for {day} ({week_key(day)}): {since}{extra}")
+    return "; ".join(parts) + " — queue one with `jeudis item add` or `jeudis import`"
+
+
+def preview_issue(
+    session: Session, settings: Settings, thursday: date, today: date
+) -> tuple[IssueInfo, Selection, RenderedIssue]:
+    """Render the issue that would go out on `thursday` without consuming anything.
+
+    A week already built shows its recorded items; a later week shows what the queue would
+    give once the weeks before it have taken their share (as `plan` does)."""
+    thursday = the_thursday(thursday)
+    week = week_key(thursday)
+    issue = issue_for_week(session, week)
+    if issue is not None:
+        selection, number = recorded_selection(session, issue), issue.number
+    else:
+        start = min(upcoming_thursday(today), thursday)
+        view = calendar(session, settings, start, (thursday - start).days // 7 + 1)
+        planned = view.weeks[-1]
+        selection, number = planned.selection, planned.number
+        if selection.missing:
+            raise QueueDryError(_dry_message(session, selection))
+    info = IssueInfo(
+        number=number, week_key=week, thursday=thursday, web_url=issue_url(settings, week)
+    )
+    return info, selection, render(info, selection, settings)
+
+
+def _record(
+    session: Session, settings: Settings, thursday: date, clock: Clock
+) -> tuple[Issue, RenderedIssue, bool]:
+    week = week_key(thursday)
+    selection = pick(queued_items(session), thursday)
+    if selection.missing:
+        raise QueueDryError(_dry_message(session, selection))
+    number = (_max_number(session) or settings.first_issue_number - 1) + 1
+    info = IssueInfo(number, week, thursday, issue_url(settings, week))
+    rendered = render(info, selection, settings)  # before writing: a template error stops here
+    issue = Issue(
+        week_key=week,
+        number=number,
+        thursday=thursday,
+        subject=rendered.subject,
+        news_id=selection["news"].id,
+        example_id=selection["example"].id,
+        tool_id=selection["tool"].id,
+        built_at=clock(),
+    )
+    try:
+        session.add(issue)
+        session.flush()
+        for kind in KINDS:
+            item = selection[kind]
+            item.status, item.issue_id, item.updated_at = "used", issue.id, issue.built_at
+            session.add(item)
+        session.commit()
+    except sqlalchemy.exc.IntegrityError:
+        # Another build recorded this week first: the database is the guarantee.
+        session.rollback()
+        existing = issue_for_week(session, week)
+        return existing, _rerender(session, settings, existing), False
+    return issue, rendered, True
+
+
+def _rerender(session: Session, settings: Settings, issue: Issue) -> RenderedIssue:
+    info = IssueInfo(
+        issue.number, issue.week_key, issue.thursday, issue_url(settings, issue.week_key)
+    )
+    return render(info, recorded_selection(session, issue), settings)
+
+
+def build_issue(
+    session: Session, settings: Settings, thursday: date, clock: Clock, progress=None
+) -> BuildReport:
+    """Pick, record, render, publish the web copy and write the outbox for one week.
+
+    Idempotent: a week is picked once (one issue per ISO week in the database); a build that
+    was interrupted is completed; a finished one is left alone."""
+    from newsletter.outbox import write_issue_outbox  # the edge that writes one file each
+
+    thursday = the_thursday(thursday)
+    issue = issue_for_week(session, week_key(thursday))
+    page = settings.archive_dir / "archive" / week_key(thursday) / "index.html"
+    outbox_dir = settings.outbox_dir / week_key(thursday)
+    if issue is not None and issue.outbox_done_at is not None:
+        return BuildReport(issue, False, True, page, outbox_dir)
+    if issue is None:
+        issue, rendered, created = _record(session, settings, thursday, clock)
+    else:
+        rendered, created = _rerender(session, settings, issue), False
+    page = publish_issue(settings, issue.week_key, rendered)
+    report = write_issue_outbox(session, settings, issue, rendered, clock, progress=progress)
+    issue.outbox_done_at = clock()
+    session.add(issue)
+    session.commit()
+    return BuildReport(issue, created, False, page, report.directory, report.written)
