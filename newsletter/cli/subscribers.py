@@ -1,3 +1,124 @@
-"""CLI commands: subscribers."""
+"""CLI commands: `jeudis subscriber add|import|list|remove|invite`."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from newsletter import subscribers
+from newsletter.cli import App, pass_app
+from newsletter.db import open_session
+from newsletter.models import SUBSCRIBER_STATUSES
+
+
+@click.group("subscriber")
+def subscriber() -> None:
+    """Manage the readers: add, import a CSV, list, remove, invite (double opt-in)."""
+
+
+@subscriber.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The reader's name, as it should appear.")
+@click.option(
+    "--reactivate", is_flag=True, help="Subscribe again an address that unsubscribed or bounced."
+)
+@pass_app
+def add_command(app: App, email: str, name: str, reactivate: bool) -> None:
+    """Subscribe EMAIL now (no confirmation message: you vouch for the reader's consent)."""
+    with open_session(app.settings) as session:
+        change = subscribers.add(session, app.clock, email, name, reactivate=reactivate)
+    click.echo(f"{change.outcome}: {change.subscriber.email}")
+
+
+@subscriber.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--reactivate",
+    is_flag=True,
+    help="Subscribe again the addresses that unsubscribed or bounced (default: skip them).",
+)
+@pass_app
+def import_command(app: App, file: Path, reactivate: bool) -> None:
+    """Merge a CSV file of readers (UTF-8, `;` or `,`, a header row naming an email column).
+
+    Bad rows are listed as FILE:LINE and the good ones are kept; the exit code is then 2.
+    """
+    if not file.is_file():
+        raise click.BadParameter(f"{file}: no such file", param_hint="FILE")
+    with open_session(app.settings) as session:
+        report = subscribers.import_csv(session, app.clock, file, reactivate=reactivate)
+    click.echo(
+        f"added: {report.added}, updated: {report.updated}, unchanged: {report.unchanged}, "
+        f"skipped-unsubscribed: {report.skipped_unsubscribed}, "
+        f"skipped-bounced: {report.skipped_bounced}, duplicates merged: {report.duplicates}, "
+        f"bad rows: {len(report.bad_rows)}"
+    )
+    for bad in report.bad_rows:
+        click.echo(bad.describe(file), err=True)
+    if report.bad_rows:
+        sys.exit(2)
+
+
+@subscriber.command("list")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only this status.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+@pass_app
+def list_command(app: App, status: str | None, as_json: bool) -> None:
+    """List the subscribers by address."""
+    with open_session(app.settings) as session:
+        rows = subscribers.list_subscribers(session, status)
+    if as_json:
+        fields = (
+            "id",
+            "email",
+            "name",
+            "status",
+            "created_at",
+            "status_changed_at",
+            "confirmed_at",
+            "unsubscribed_at",
+            "bounced_at",
+            "last_error",
+        )
+        data = [{f: _plain(getattr(row, f)) for f in fields} for row in rows]
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row.email}\t{row.status}\t{row.name}")
+
+
+def _plain(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@subscriber.command("remove")
+@click.argument("email")
+@pass_app
+def remove_command(app: App, email: str) -> None:
+    """Unsubscribe EMAIL (its history is kept; it will not be re-imported by accident)."""
+    with open_session(app.settings) as session:
+        row = subscribers.remove(session, app.clock, email)
+    click.echo(f"unsubscribed: {row.email}")
+
+
+@subscriber.command("invite")
+@click.argument("email")
+@click.option("--name", default="", help="The reader's name, as it should appear.")
+@pass_app
+def invite_command(app: App, email: str, name: str) -> None:
+    """Double opt-in: queue a confirmation message for EMAIL (sent by `jeudis send`)."""
+    with open_session(app.settings) as session:
+        invitation = subscribers.invite(session, app.settings, app.clock, email, name)
+    address = invitation.subscriber.email
+    if invitation.delivery is not None:
+        click.echo(f"confirmation queued: {address} ({invitation.delivery.path})")
+    elif invitation.subscriber.status == "active":
+        click.echo(f"already active: {address}")
+    else:
+        click.echo(f"confirmation already waiting in the outbox: {address}")
+
+
+COMMANDS = [subscriber]
