@@ -4,6 +4,7 @@ CONTRACT (other modules rely on it):
 - render(issue, selection, settings) is pure: no database, clock or files other than templates.
 - RenderedIssue.html and .text contain UNSUBSCRIBE_MARK where each recipient's own
   unsubscribe URL goes; the outbox replaces it per recipient (no per-recipient Jinja/MJML).
+  In .text the mark stands alone on its own line.
 - RenderedIssue.web_html is the public copy: same content, no personal link.
 """
 
@@ -11,8 +12,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from mjml import mjml2html
+
+from newsletter.config import Settings
+from newsletter.markup import plain, safe_url, to_plain_text, to_safe_html, wrap
+from newsletter.pick import Selection
 
 UNSUBSCRIBE_MARK = "@@UNSUBSCRIBE_URL@@"
+
+BRAND = "Les Jeudis de l'ODD 17"
+MOTTO = "Tous impactés, tous concernés, tous outillés"
+SUBJECT_MAX = 80
+PREHEADER_MAX = 110
+TEXT_WIDTH = 76
+EMAIL_TEMPLATE = "email.mjml.j2"
+TEXT_TEMPLATE = "email.txt.j2"
 
 
 @dataclass(frozen=True)
@@ -30,3 +51,164 @@ class RenderedIssue:
     html: str
     text: str
     web_html: str
+
+
+@dataclass(frozen=True)
+class SectionKind:
+    kind: str
+    label: str  # the section heading
+    call: str  # the call-to-action label
+    accent: str  # the heading colour (contrast >= 4.5:1 on white)
+
+
+SECTIONS = (
+    SectionKind("news", "L'actualité", "Lire l'actualité", "#19486a"),
+    SectionKind("example", "L'exemple inspirant", "Découvrir l'exemple", "#2f6b34"),
+    SectionKind("tool", "L'outil", "Découvrir l'outil", "#a21942"),
+)
+
+# Inline styles for the editor's Markdown (mjml-python inlines nothing inside mj-text).
+BODY_STYLES = {
+    "a": "color:#19486a;text-decoration:underline;",
+    "blockquote": (
+        "margin:16px 0;padding:2px 0 2px 16px;border-left:4px solid #d9e2ec;color:#3e4c59;"
+    ),
+    "ul": "margin:12px 0;padding-left:24px;",
+    "ol": "margin:12px 0;padding-left:24px;",
+    "li": "margin:0 0 6px;",
+    "code": "font-family:Menlo,Consolas,monospace;font-size:15px;background:#f0f4f8;",
+}
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """What a template needs to show one item: already cleaned, escaped where needed."""
+
+    kind: str
+    label: str
+    call: str
+    accent: str
+    title: str
+    url: str | None
+    summary: str
+    body_html: Markup
+    body_text: str
+    image_url: str | None
+    image_alt: str
+    source_name: str
+
+
+def render(issue: IssueInfo, selection: Selection, settings: Settings) -> RenderedIssue:
+    """Render the week's email (HTML with the unsubscribe mark, text) and its public web copy."""
+    sections = [
+        section_view(spec, selection.chosen[spec.kind])
+        for spec in SECTIONS
+        if spec.kind in selection.chosen
+    ]
+    news = next((s for s in sections if s.kind == "news"), None)
+    date_text = french_date(issue.thursday)
+    subject = issue_subject(issue.number, news.title if news else date_text)
+    preheader = issue_preheader(sections)
+    base = settings.base_url.rstrip("/")
+    context: dict[str, Any] = {
+        "brand": BRAND,
+        "motto": MOTTO,
+        "number": issue.number,
+        "date_text": date_text,
+        "subject": subject,
+        "preheader": preheader,
+        "sections": sections,
+        "web_url": safe_url(issue.web_url) or f"{base}/archive/",
+        "archive_url": f"{base}/archive/",
+        "subscribe_url": f"{base}/subscribe",
+        "unsubscribe_url": UNSUBSCRIBE_MARK,
+    }
+    env = template_environment(Path(settings.templates_dir))
+    email = env.get_template(EMAIL_TEMPLATE)
+    html = _compile(email.render(context, public=False))
+    web_html = _compile(email.render(context, public=True))
+    text = env.get_template(TEXT_TEMPLATE).render(context)
+    return RenderedIssue(
+        subject=subject, preheader=preheader, html=html, text=text, web_html=web_html
+    )
+
+
+def section_view(spec: SectionKind, item: Any) -> SectionView:
+    """Clean one chosen item for the templates: plain single-line fields, safe URLs only."""
+    image_url = safe_url(getattr(item, "image_url", None))
+    title = plain(getattr(item, "title", "")) or spec.label
+    body = getattr(item, "body", "") or ""
+    return SectionView(
+        kind=spec.kind,
+        label=spec.label,
+        call=spec.call,
+        accent=spec.accent,
+        title=title,
+        url=safe_url(getattr(item, "url", None)),
+        summary=plain(getattr(item, "summary", "")),
+        body_html=Markup(to_safe_html(body, styles=BODY_STYLES)),
+        body_text=to_plain_text(body, width=TEXT_WIDTH),
+        image_url=image_url,
+        # Every image gets an alt text; the title describes it when the editor gave none.
+        image_alt=(plain(getattr(item, "image_alt", None)) or title) if image_url else "",
+        source_name=plain(getattr(item, "source_name", None)),
+    )
+
+
+def french_date(day: date) -> str:
+    """« jeudi 26 novembre 2026 »."""
+    return format_date(day, format="full", locale="fr_FR")
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut `text` on a word boundary so that it fits in `limit` characters, ending with « … »."""
+    text = plain(text)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut and not text[limit - 1].isspace():
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.–-") + "…"
+
+
+def issue_subject(number: int, title: str) -> str:
+    """« Les Jeudis de l'ODD 17 n°12 – <title> », at most SUBJECT_MAX characters."""
+    prefix = f"{BRAND} n°{number} – "
+    return prefix + shorten(title, SUBJECT_MAX - len(prefix))
+
+
+def issue_preheader(sections: list[SectionView]) -> str:
+    """The inbox teaser: the news summary, or the three titles when it has none."""
+    news = next((s for s in sections if s.kind == "news"), None)
+    if news and news.summary:
+        return shorten(news.summary, PREHEADER_MAX)
+    titles = [s.title for s in sections]
+    if not titles:
+        return shorten(f"{BRAND} : {MOTTO.lower()}.", PREHEADER_MAX)
+    listed = ", ".join(titles[:-1]) + " et " + titles[-1] if len(titles) > 1 else titles[0]
+    return shorten(f"Cette semaine : {listed}.", PREHEADER_MAX)
+
+
+@lru_cache(maxsize=8)
+def template_environment(templates_dir: Path) -> Environment:
+    """One Jinja environment per templates folder; it reloads templates changed on disk."""
+    env = Environment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "mjml", "mjml.j2", "html.j2"),
+            disabled_extensions=("txt", "txt.j2"),
+            default=True,
+        ),
+        auto_reload=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = wrap
+    return env
+
+
+def _compile(mjml: str) -> str:
+    # fonts={}: no web-font <link> to Google; the template uses system fonts only.
+    return mjml2html(mjml, disable_comments=True, fonts={})
