@@ -32,6 +32,16 @@ REQUIRED = ("kind", "title", "url")
 _FIELD_OF_ERROR = re.compile(r"^(\w+): ")
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that leaves dates as text, so a bad date is reported, not raised."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @dataclass
 class ImportReport:
     added: list[str] = field(default_factory=list)
@@ -73,7 +83,7 @@ def parse_content(text: str, path: str) -> ItemFields:
     """The validated fields of one content file's text; ContentError names the field and line."""
     front, body = _split(text, path)
     try:
-        meta = yaml.safe_load(front) or {}
+        meta = yaml.load(front, Loader=_Loader) or {}  # noqa: S506 (safe loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else None
