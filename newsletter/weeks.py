@@ -10,7 +10,7 @@ from newsletter.errors import InputError
 
 Clock = Callable[[], datetime]
 THURSDAY = 3  # date.weekday()
-_WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+_WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$", re.IGNORECASE)
 
 
 def system_clock() -> datetime:

@@ -1,0 +1,142 @@
+"""`jeudis item …` on a real SQLite file: the editors' queue, and bad input on every command."""
+
+import json
+
+import pytest
+from jeudis_cli import run
+
+
+def add(home, *extra, kind="news", title="Une actualité", url="https://www.lerameau.fr/a"):
+    return run(home, "item", "add", "--kind", kind, "--title", title, "--url", url, *extra)
+
+
+def listing(home, *args):
+    return json.loads(run(home, "item", "list", "--json", *args).stdout)
+
+
+def test_add_list_show_edit_drop(tmp_path):
+    body = tmp_path / "corps.md"
+    body.write_text("Un **corps** en Markdown.", encoding="utf-8")
+    result = add(
+        tmp_path,
+        "--summary",
+        "Résumé.",
+        "--body-file",
+        str(body),
+        "--from",
+        "2026-11-01",
+        "--until",
+        "2026-12-31",
+        "--week",
+        "2026-w49",
+        "--priority",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    [item] = listing(tmp_path)
+    assert item["body"] == "Un **corps** en Markdown."
+    assert item["pinned_week"] == "2026-W49"
+    assert item["available_from"] == "2026-11-01" and item["priority"] == 2
+    assert item["status"] == "queued" and item["queued_at"]
+
+    shown = run(tmp_path, "item", "show", str(item["id"]))
+    assert "Une actualité" in shown.stdout and "Un **corps**" in shown.stdout
+
+    assert run(tmp_path, "item", "edit", str(item["id"]), "--title", "Nouveau titre").exit_code == 0
+    assert listing(tmp_path)[0]["title"] == "Nouveau titre"
+    assert listing(tmp_path)[0]["summary"] == "Résumé."
+
+    assert run(tmp_path, "item", "drop", str(item["id"])).exit_code == 0
+    assert listing(tmp_path, "--status", "queued") == []
+    assert listing(tmp_path, "--status", "dropped")[0]["id"] == item["id"]
+
+
+def test_list_filters_by_kind(tmp_path):
+    add(tmp_path, kind="news")
+    add(tmp_path, kind="tool")
+    assert [i["kind"] for i in listing(tmp_path, "--kind", "tool")] == ["tool"]
+    table = run(tmp_path, "item", "list")
+    assert "2 item(s)" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "javascript:alert(1)"], "url: 'javascript:alert(1)' is not an http(s) URL"),
+        (["--url", "pas une url"], "url: 'pas une url' is not an http(s) URL"),
+        (["--title", "   "], "title: is empty"),
+        (["--from", "2026-02-30"], "--from: '2026-02-30' is not a date"),
+        (["--from", "2026-12-01", "--until", "2026-11-01"], "is before from"),
+        (["--week", "2026-W54"], "week: '2026-W54' does not exist"),
+        (["--week", "next week"], "is not an ISO week"),
+        (["--image", "https://a.example/i.png"], "image_alt: an image needs a text alternative"),
+        (["--image", "data:image/png;base64,AA", "--image-alt", "x"], "image: 'data:image/png"),
+        (["--body-file", "/nonexistent/body.md"], "--body-file: /nonexistent/body.md: no such"),
+    ],
+)
+def test_add_refuses_bad_input_with_one_line(tmp_path, args, message):
+    base = {"--kind": "news", "--title": "Titre", "--url": "https://www.lerameau.fr/"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    flat = [part for pair in base.items() for part in pair]
+    result = run(tmp_path, "item", "add", *flat)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert listing(tmp_path) == []
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert (
+        run(
+            tmp_path,
+            "item",
+            "add",
+            "--kind",
+            "event",
+            "--title",
+            "T",
+            "--url",
+            "https://a.example/",
+        ).exit_code
+        == 2
+    )
+    assert run(tmp_path, "item", "add", "--title", "T").exit_code == 2
+    assert run(tmp_path, "item", "list", "--status", "lost").exit_code == 2
+    assert run(tmp_path, "item", "show", "abc").exit_code == 2
+
+
+@pytest.mark.parametrize("verb", ["show", "edit", "drop"])
+def test_unknown_id_is_bad_input(tmp_path, verb):
+    extra = ["--title", "T"] if verb == "edit" else []
+    result = run(tmp_path, "item", verb, "999", *extra)
+    assert result.exit_code == 2
+    assert "no item with id 999" in result.stderr
+
+
+def test_edit_without_changes_is_refused(tmp_path):
+    add(tmp_path)
+    result = run(tmp_path, "item", "edit", "1")
+    assert result.exit_code == 2 and "nothing to change" in result.stderr
+
+
+def test_edit_keeps_the_item_whole_on_bad_input(tmp_path):
+    add(tmp_path, "--summary", "Avant.")
+    result = run(tmp_path, "item", "edit", "1", "--summary", "Après.", "--url", "ftp://x")
+    assert result.exit_code == 2
+    assert listing(tmp_path)[0]["summary"] == "Avant."
+
+
+def test_every_command_answers_help(tmp_path):
+    from newsletter.cli import main
+
+    def walk(group, path):
+        yield path
+        for name, command in getattr(group, "commands", {}).items():
+            yield from walk(command, [*path, name])
+
+    for path in walk(main, []):
+        result = run(tmp_path, *path, "--help")
+        assert result.exit_code == 0, path
+        assert "Usage:" in result.stdout
