@@ -53,9 +53,11 @@ def allowed_on(item: Candidate, thursday: date) -> bool:
 
 
 def _rank(item: Candidate, week: str) -> tuple:
-    # Pinned to this week first, then higher priority, then the oldest queued, then the id.
+    # Pinned to this week first, then higher priority, then the oldest queued; among items
+    # queued together (an import), the one whose window closes first, then the id.
     queued = item.queued_at or item.created_at or _EPOCH
-    return (item.pinned_week != week, -item.priority, queued, item.id or 0)
+    closes = item.available_until or date.max
+    return (item.pinned_week != week, -item.priority, queued, closes, item.id or 0)
 
 
 def pick(candidates: Iterable[Candidate], thursday: date) -> Selection:

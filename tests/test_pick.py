@@ -116,3 +116,11 @@ def test_plan_honours_pins_in_later_weeks():
     assert "example" in calendar.weeks[1].missing
     assert calendar.weeks[2].chosen["example"] is pinned
     assert calendar.runway["example"] == 1
+
+
+def test_among_items_queued_together_the_one_closing_first_goes_first():
+    open_ended = Item("news")
+    closing = Item("news", available_until=THU + timedelta(weeks=2))
+    assert pick([open_ended, closing], THU)["news"] is closing
+    older = Item("news", queued_at=T0 - timedelta(days=1))
+    assert pick([older, closing], THU)["news"] is older

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from newsletter.build import BuildReport, build_issue, calendar, preview_issue
 from newsletter.cli import App, pass_app
@@ -104,16 +104,14 @@ def plan_(app: App, weeks: int, as_json: bool) -> None:
     if as_json:
         click.echo(_plan_json(view))
         return
-    console = Console()
-    table = Table("Thursday", "week", "n°", "news", "example", "tool", box=None)
+    console = Console(highlight=False)
     for w in view.weeks:
-        cells = []
+        state = "built" if w.built else "planned"
+        console.print(f"[bold]{w.thursday}[/]  {w.week}  n°{w.number}  ({state})")
         for kind in KINDS:
             chosen = w.selection.chosen.get(kind)
-            cells.append(f"#{chosen.id} {chosen.title[:38]}" if chosen else "[bold red]— dry —")
-        mark = " (built)" if w.built else ""
-        table.add_row(f"{w.thursday}{mark}", w.week, str(w.number), *cells)
-    console.print(table)
+            text = f"#{chosen.id} {escape(chosen.title)}" if chosen else "[bold red]— dry —[/]"
+            console.print(f"  {kind:8} {text}", overflow="ellipsis", no_wrap=True)
     console.print("runway:")
     for kind in KINDS:
         dry = view.dry_since[kind]
