@@ -1,8 +1,8 @@
 """The Thursday build end to end on a real SQLite file: pick, record, render, publish, outbox."""
 
 import email
-import json
 import email.policy
+import json
 import threading
 from datetime import UTC, datetime
 
