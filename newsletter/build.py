@@ -186,11 +186,12 @@ def _record(
         # Another build recorded this week first: the database is the guarantee.
         session.rollback()
         existing = issue_for_week(session, week)
-        return existing, _rerender(session, settings, existing), False
+        return existing, render_recorded(session, settings, existing), False
     return issue, rendered, True
 
 
-def _rerender(session: Session, settings: Settings, issue: Issue) -> RenderedIssue:
+def render_recorded(session: Session, settings: Settings, issue: Issue) -> RenderedIssue:
+    """Render an issue already built, from its recorded items (same bytes as its build)."""
     info = IssueInfo(
         issue.number, issue.week_key, issue.thursday, issue_url(settings, issue.week_key)
     )
@@ -215,7 +216,7 @@ def build_issue(
     if issue is None:
         issue, rendered, created = _record(session, settings, thursday, clock)
     else:
-        rendered, created = _rerender(session, settings, issue), False
+        rendered, created = render_recorded(session, settings, issue), False
     page = publish_issue(settings, issue.week_key, rendered)
     report = write_issue_outbox(session, settings, issue, rendered, clock, progress=progress)
     issue.outbox_done_at = clock()

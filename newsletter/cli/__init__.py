@@ -59,9 +59,9 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from newsletter.cli import delivery, feeds, items, pipeline, subscribers, web
+    from newsletter.cli import delivery, demo, feeds, items, pipeline, subscribers, web
 
-    for module in (items, pipeline, subscribers, feeds, delivery, web):
+    for module in (items, pipeline, subscribers, feeds, delivery, web, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,42 @@
+"""The README's main job, as a user runs it: `jeudis demo` in a folder, twice."""
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+
+
+def demo(cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JEUDIS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", "demo"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_demo_builds_this_weeks_issue_in_var_and_is_idempotent(tmp_path):
+    first = demo(tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "3 message(s) written to the outbox" in first.stdout
+    lines = dict(line.split(":", 1) for line in first.stdout.splitlines() if ":" in line)
+    page = tmp_path / lines["web copy"].strip()
+    assert page.exists() and page.is_relative_to(tmp_path / "var")
+    message_path = lines["message"].strip()
+    message = email.message_from_binary_file(open(message_path, "rb"), policy=email.policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    second = demo(tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to do" in second.stdout
+    assert "3 already there" in second.stdout
+    assert sorted(p.name for p in (tmp_path / "var").iterdir()) == [
+        "jeudis.db",
+        "outbox",
+        "preview",
+        "secret.key",
+        "site",
+    ]
