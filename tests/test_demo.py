@@ -19,6 +19,11 @@ def demo(cwd):
     )
 
 
+def open_bytes(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 def test_demo_builds_this_weeks_issue_in_var_and_is_idempotent(tmp_path):
     first = demo(tmp_path)
     assert first.returncode == 0, first.stderr
@@ -26,8 +31,8 @@ def test_demo_builds_this_weeks_issue_in_var_and_is_idempotent(tmp_path):
     lines = dict(line.split(":", 1) for line in first.stdout.splitlines() if ":" in line)
     page = tmp_path / lines["web copy"].strip()
     assert page.exists() and page.is_relative_to(tmp_path / "var")
-    message_path = lines["message"].strip()
-    message = email.message_from_binary_file(open(message_path, "rb"), policy=email.policy.default)
+    raw = open_bytes(lines["message"].strip())
+    message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message.get_content_type() == "multipart/alternative"
     second = demo(tmp_path)
     assert second.returncode == 0, second.stderr
