@@ -44,6 +44,7 @@ _BLOCK_TAGS = {
     "pre", "section", "table", "td", "th", "tr", "ul",
 }  # fmt: skip
 _MAX_ENTITY_VALUE = 64
+_NOT_XML_TYPE = "served with a non-XML content type"
 
 
 class FeedFormatError(Exception):
@@ -91,6 +92,8 @@ def parse_feed(
     # A BytesIO, never bytes: feedparser would try `open()` on bytes that look like a path.
     parsed = feedparser.parse(io.BytesIO(data), response_headers=headers)
     warning = _bozo_message(parsed) if parsed.get("bozo") else None
+    if warning == _NOT_XML_TYPE:  # text/plain feeds are common and harmless
+        warning = None
     if not parsed.get("version") and not parsed.entries:
         raise FeedFormatError(_not_a_feed_reason(data, content_type, warning))
     entries, skipped = [], 0
@@ -121,8 +124,10 @@ def _bozo_message(parsed) -> str:
     if name == "CharacterEncodingOverride":
         return f"wrong encoding declared, read as {parsed.get('encoding')}"
     if name == "NonXMLContentType":
-        return "served with a non-XML content type"
+        return _NOT_XML_TYPE
     text = " ".join(str(exc).split()) if exc else "malformed"
+    if hasattr(exc, "getLineNumber"):  # SAX errors: say where, not "<unknown>:6:47"
+        text = f"line {exc.getLineNumber()}, column {exc.getColumnNumber()}: {exc.getMessage()}"
     return f"malformed XML: {text}"[:200]
 
 
@@ -231,13 +236,13 @@ def _detail_text(container, name: str) -> str:
     detail = container.get(f"{name}_detail")
     if detail and detail.get("value"):
         return _detail_value_text(detail, None)
-    return " ".join((container.get(name) or "").split())
+    return html_to_text(sanitize_html(container.get(name) or ""))
 
 
 def _detail_value_text(detail, base_url: str | None) -> str:
+    # Every field goes through the sanitiser, text/plain included: RSS titles declared as
+    # text routinely carry HTML, and an escaped `<` survives the round trip as text.
     value = detail.get("value") or ""
-    if detail.get("type") == "text/plain":
-        return " ".join(value.split())
     return html_to_text(sanitize_html(value, base_url or detail.get("base") or None))
 
 

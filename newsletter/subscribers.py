@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import make_msgid
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
@@ -26,7 +24,9 @@ from sqlmodel import Session, select
 from newsletter import tokens
 from newsletter.config import Settings
 from newsletter.errors import ConflictError, InputError, NotFoundError
+from newsletter.message import compose_simple, sender_domain
 from newsletter.models import SUBSCRIBER_STATUSES, Delivery, Subscriber
+from newsletter.outbox import write_single
 from newsletter.weeks import Clock
 
 EMAIL_HEADERS = {
@@ -290,19 +290,9 @@ def confirmation_message(
     settings: Settings, subscriber: Subscriber, link: str, now: datetime
 ) -> tuple[bytes, str]:
     """The French « confirmez votre inscription » message and its Message-ID."""
-    domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or "localhost"
-    message_id = make_msgid(idstring="confirm", domain=domain)
-    msg = EmailMessage()
-    msg["From"] = settings.from_address
-    msg["To"] = subscriber.email
-    if settings.reply_to:
-        msg["Reply-To"] = settings.reply_to
-    msg["Subject"] = "Confirmez votre inscription aux Jeudis de l'ODD 17"
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
-    msg["Auto-Submitted"] = "auto-generated"
+    message_id = make_msgid(idstring="confirm", domain=sender_domain(settings))
     hello = f"Bonjour {subscriber.name}," if subscriber.name else "Bonjour,"
-    msg.set_content(
+    text = (
         f"{hello}\n\n"
         "Vous avez demandé à recevoir « Les Jeudis de l'ODD 17 », le flash-info\n"
         "hebdomadaire du RAMEAU sur les alliances entre associations, entreprises\n"
@@ -312,21 +302,20 @@ def confirmation_message(
         f"{link}\n\n"
         "Si vous n'êtes pas à l'origine de cette demande, ignorez simplement ce\n"
         "message : vous ne recevrez rien d'autre.\n\n"
-        "L'équipe du RAMEAU\n",
-        cte="quoted-printable",
+        "L'équipe du RAMEAU\n"
     )
-    msg["Content-Language"] = "fr"  # after set_content, which drops Content-* headers
-    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")), message_id
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    data = compose_simple(
+        settings=settings,
+        to_email=subscriber.email,
+        to_name=subscriber.name,
+        subject="Confirmez votre inscription aux Jeudis de l'ODD 17",
+        text=text,
+        html_body=None,
+        date=now,
+        message_id=message_id,
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    return data, message_id
 
 
 @dataclass(frozen=True)
@@ -371,20 +360,9 @@ def invite(
     data, message_id = confirmation_message(
         settings, subscriber, confirm_url(settings, subscriber), now
     )
-    relative = (
-        Path("outbox") / "confirm" / f"{subscriber.id}-{message_id.strip('<>').split('@')[0]}.eml"
+    delivery = write_single(
+        session, settings, "confirm", address, subscriber.id, data, message_id, clock=clock
     )
-    _write_atomically(settings.home / relative, data)
-    delivery = Delivery(
-        subscriber_id=subscriber.id,
-        purpose="confirm",
-        recipient=address,
-        path=relative.as_posix(),
-        message_id=message_id,
-        created_at=now,
-    )
-    session.add(delivery)
-    session.commit()
     return Invitation(subscriber, delivery)
 
 
