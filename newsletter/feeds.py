@@ -212,7 +212,7 @@ def _alternate_link(raw) -> str | None:
 
 def _entry_date(raw) -> datetime | None:
     for name in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = raw.get(name)
+        value = dict.get(raw, name)  # plain lookup: no feedparser key aliasing (and warning)
         if value:
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), UTC)
@@ -359,7 +359,6 @@ def cut_text(text: str, max_chars: int) -> str:
     if len(text) <= max_chars:
         return text
     room = text[: max_chars - len(ELLIPSIS) + 1]  # one extra char: is the cut mid-word?
+    # Back to the last space; only one giant word (a URL...) is cut inside.
     cut = room.rsplit(" ", 1)[0] if " " in room else room[:-1]
-    if len(cut) < max_chars // 2:  # one giant word: a hard cut reads better than nothing
-        cut = room[:-1]
     return cut.rstrip(" ,;:.-–—(«\"'") + ELLIPSIS
