@@ -1,0 +1,95 @@
+"""Settings from jeudis.toml and JEUDIS_*; bad usage and bad input on the pipeline verbs."""
+
+import subprocess
+import sys
+
+import pytest
+from jeudis_cli import run
+
+from newsletter.config import load_settings
+from newsletter.errors import SettingsError
+
+
+def test_file_then_environment(tmp_path):
+    (tmp_path / "jeudis.toml").write_text(
+        'send_time = "07:30"\nsend_rate = 4\nbase_url = "https://jeudis.example.org"\n'
+        "send_after_build = true\n",
+        encoding="utf-8",
+    )
+    settings = load_settings({"JEUDIS_HOME": str(tmp_path), "JEUDIS_SEND_RATE": "2.5"})
+    assert settings.send_time == "07:30"
+    assert settings.send_rate == 2.5
+    assert settings.send_after_build is True
+    assert settings.base_url == "https://jeudis.example.org"
+    assert settings.db_url == f"sqlite:///{tmp_path.as_posix()}/jeudis.db"
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ('sned_time = "08:00"\n', {}, "sned_time: unknown setting"),
+        ('send_time = "8h"\n', {}, "send_time: '8h' is not HH:MM"),
+        ("send_rate = [1]\n", {}, "send_rate"),
+        ("", {"JEUDIS_SEND_AFTER_BUILD": "maybe"}, "JEUDIS_SEND_AFTER_BUILD: send_after_build"),
+        ("", {"JEUDIS_TIMEZONE": "Europe/Lutece"}, "timezone: 'Europe/Lutece' is not a known"),
+        ("", {"JEUDIS_BASE_URL": "jeudis.example.org"}, "base_url:"),
+        ("send_time = \n", {}, "jeudis.toml"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path, toml, env, message):
+    (tmp_path / "jeudis.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(SettingsError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_settings({"JEUDIS_HOME": str(tmp_path), **env})
+
+
+def test_bad_settings_exit_2_without_traceback(tmp_path):
+    (tmp_path / "jeudis.toml").write_text('timezone = "Mars/Olympus"\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "plan"],
+        capture_output=True,
+        text=True,
+        env={"JEUDIS_HOME": str(tmp_path), "PATH": "/usr/bin"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: timezone: 'Mars/Olympus' is not a known time zone"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build", "--date", "jeudi"], "--date: 'jeudi' is not a date"),
+        (["preview", "--date", "2026-02-30"], "--date: '2026-02-30' is not a date"),
+        (["plan", "--weeks", "0"], "Invalid value for '--weeks'"),
+        (["plan", "--weeks", "beaucoup"], "Invalid value for '--weeks'"),
+        (["build", "--unknown"], "No such option"),
+    ],
+)
+def test_pipeline_verbs_refuse_bad_input(tmp_path, args, message):
+    result = run(tmp_path, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_preview_of_an_empty_queue_is_a_runtime_failure(tmp_path):
+    result = run(tmp_path, "preview")
+    assert result.exit_code == 1
+    assert "no news for 2026-11-26 (2026-W48)" in result.stderr
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "item", "list"],
+        capture_output=True,
+        text=True,
+        env={
+            "JEUDIS_HOME": str(tmp_path),
+            "PATH": "/usr/bin",
+            "JEUDIS_DATABASE_URL": f"sqlite:///{blocker}/jeudis.db",
+        },
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: database:")
+    assert "Traceback" not in result.stderr
