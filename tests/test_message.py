@@ -57,7 +57,7 @@ def realistic_issue(paragraphs: int = 8) -> RenderedIssue:
         '<!doctype html>\n<html lang="fr">\n<head><meta charset="utf-8">'
         "<title>Les Jeudis de l'ODD 17</title></head>\n<body>\n"
         '<div style="display:none">Une alliance réussie à Lyon, un exemple et un outil</div>\n'
-        f'<table role="presentation" width="100%"><tr><td>{body}</td></tr></table>\n'
+        + f'<table role="presentation" width="100%"><tr><td>{body}</td></tr></table>\n'
         * paragraphs
         + '<p><a href="https://jeudis.example.org/archive/2026-W48/">Voir en ligne</a> · '
         f'<a href="{UNSUBSCRIBE_MARK}" style="color:#52606d;">Se désinscrire</a></p>\n'

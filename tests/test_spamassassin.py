@@ -1,0 +1,107 @@
+"""A real outbox message through SpamAssassin (offline rules): no spam signs, score <= 0."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from render_helpers import long_items, render_items
+from render_helpers import settings as render_settings
+from test_message import realistic_issue
+from test_outbox import make_issue
+
+from newsletter.config import load_settings
+from newsletter.db import open_session
+from newsletter.models import Subscriber
+from newsletter.outbox import write_issue_outbox
+from newsletter.render import RenderedIssue
+
+pytestmark = [
+    pytest.mark.spamassassin,
+    pytest.mark.skipif(shutil.which("spamassassin") is None, reason="spamassassin not installed"),
+]
+
+NOW = datetime(2026, 11, 26, 6, 55, tzinfo=UTC)
+# Rule families a correctly built newsletter must never trigger, whatever its score.
+FORBIDDEN = re.compile(
+    r"^(MISSING_\w+|MIME_HTML_ONLY\w*|MIME_HTML_MOSTLY|MIME_QP_LONG_LINE|MPART_ALT_DIFF\w*|"
+    r"INVALID_\w+|HEADER_FROM_DIFFERENT_DOMAINS|\w*_NO_TEXT|MSGID_\w+|DATE_IN_\w+|"
+    r"TO_NO_BRKTS\w*|FROM_EXCESS_\w+|SUBJ_\w+|HTML_FONT_LOW_CONTRAST|FONT_INVIS\w*)$"
+)
+# What the shipped template does today (templates/email.mjml.j2, not owned here):
+# <mj-preview> renders the preheader as color:#ffffff hidden text, which SpamAssassin reads
+# as low-contrast text (0.7). The fix, checked with this test: an <mj-raw> preheader styled
+# "display:none;max-height:0;overflow:hidden;mso-hide:all;" (no colour, no 1px font).
+KNOWN_TEMPLATE_ISSUES = {"HTML_FONT_LOW_CONTRAST"}
+
+
+def outbox_message(tmp_path: Path, rendered: RenderedIssue) -> bytes:
+    env = {"JEUDIS_HOME": str(tmp_path), "JEUDIS_BASE_URL": "https://jeudis.example.org"}
+    settings = load_settings(env)
+    with open_session(settings) as session:
+        issue = make_issue(session)
+        assert issue.thursday == date(2026, 11, 26)
+        session.add(
+            Subscriber(
+                email="zoe@example.org",
+                name="Zoé Lefèvre-Dupont",
+                created_at=NOW,
+                status_changed_at=NOW,
+            )
+        )
+        session.commit()
+        report = write_issue_outbox(session, settings, issue, rendered, lambda: NOW)
+    (path,) = report.directory.glob("*.eml")
+    return path.read_bytes()
+
+
+def spamassassin(tmp_path: Path, message: bytes) -> tuple[float, dict[str, float]]:
+    """Score and fired rules from `spamassassin -L -t` (local tests only, no network)."""
+    prefs = tmp_path / "user_prefs"
+    prefs.touch()
+    result = subprocess.run(
+        [
+            "spamassassin",
+            "-L",
+            "-t",
+            "--prefspath",
+            str(prefs),
+            "--cf",
+            "use_bayes 0",
+            "--cf",
+            "bayes_auto_learn 0",
+        ],  # fmt: skip
+        input=message,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    report = result.stdout.decode("utf-8", "replace")
+    score = float(re.search(r"Content analysis details:\s+\((-?[\d.]+) points", report)[1])
+    table = report[report.index("Content analysis details") :]
+    rules = {
+        name: float(points)
+        for points, name in re.findall(r"^\s*(-?\d+\.\d+)\s+([A-Z][A-Z0-9_]+)\s", table, re.M)
+    }
+    return score, rules
+
+
+def test_hand_written_issue_scores_zero_or_less(tmp_path):
+    score, rules = spamassassin(tmp_path, outbox_message(tmp_path, realistic_issue()))
+    assert not [rule for rule in rules if FORBIDDEN.match(rule)], rules
+    assert score <= 0, rules
+
+
+def test_rendered_issue_scores_zero_or_less(tmp_path):
+    rendered = render_items(long_items(), settings=render_settings())
+    score, rules = spamassassin(tmp_path, outbox_message(tmp_path, rendered))
+    known = KNOWN_TEMPLATE_ISSUES & set(rules)
+    assert not [rule for rule in rules if FORBIDDEN.match(rule) and rule not in known], rules
+    assert score - sum(rules[rule] for rule in known) <= 0, rules
+    if known:
+        pytest.xfail(f"templates/email.mjml.j2 preheader fires {sorted(known)} (score {score})")
+    assert score <= 0, rules
