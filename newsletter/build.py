@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from newsletter.config import Settings
 from newsletter.errors import QueueDryError
+from newsletter.files import exclusive_lock
 from newsletter.models import KINDS, ContentItem, Issue
 from newsletter.pick import Calendar, Selection, pick, plan
 from newsletter.publish import issue_url, publish_issue
@@ -205,14 +206,24 @@ def build_issue(
 
     Idempotent: a week is picked once (one issue per ISO week in the database); a build that
     was interrupted is completed; a finished one is left alone."""
+    thursday = the_thursday(thursday)
+    week = week_key(thursday)
+    # One builder per week at a time on this machine; the unique week key covers the rest.
+    with exclusive_lock(settings.home / "locks" / f"build-{week}.lock"):
+        session.expire_all()
+        return _build_locked(session, settings, thursday, clock, progress)
+
+
+def _build_locked(
+    session: Session, settings: Settings, thursday: date, clock: Clock, progress
+) -> BuildReport:
     from newsletter.outbox import write_issue_outbox  # the edge that writes one file each
 
-    thursday = the_thursday(thursday)
-    issue = issue_for_week(session, week_key(thursday))
-    page = settings.archive_dir / "archive" / week_key(thursday) / "index.html"
-    outbox_dir = settings.outbox_dir / week_key(thursday)
+    week = week_key(thursday)
+    issue = issue_for_week(session, week)
+    page = settings.archive_dir / "archive" / week / "index.html"
     if issue is not None and issue.outbox_done_at is not None:
-        return BuildReport(issue, False, True, page, outbox_dir)
+        return BuildReport(issue, False, True, page, settings.outbox_dir / week)
     if issue is None:
         issue, rendered, created = _record(session, settings, thursday, clock)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,16 +63,31 @@ def check_schema(engine: sa.Engine) -> None:
         )
 
 
+_lock = threading.Lock()
+_engines: dict[str, sa.Engine] = {}
+
+
+def engine_for(settings: Settings, *, upgrade: bool = True) -> sa.Engine:
+    """One engine per database URL and process, its schema migrated (or checked) once.
+
+    Alembic's command API is not thread-safe, so the web server's threads must not each run
+    it: the first caller migrates under a lock, the others reuse the engine."""
+    url = settings.db_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = make_engine(settings)
+            try:
+                migrate(engine) if upgrade else check_schema(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+            _engines[url] = engine
+    return engine
+
+
 @contextmanager
 def open_session(settings: Settings, *, upgrade: bool = True) -> Iterator[Session]:
     """A session on an up-to-date schema (migrations are applied when `upgrade`)."""
-    engine = make_engine(settings)
-    try:
-        if upgrade:
-            migrate(engine)
-        else:
-            check_schema(engine)
-        with Session(engine, expire_on_commit=False) as session:
-            yield session
-    finally:
-        engine.dispose()
+    with Session(engine_for(settings, upgrade=upgrade), expire_on_commit=False) as session:
+        yield session

@@ -38,10 +38,8 @@ def test_demo_builds_this_weeks_issue_in_var_and_is_idempotent(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "nothing to do" in second.stdout
     assert "3 already there" in second.stdout
-    assert sorted(p.name for p in (tmp_path / "var").iterdir()) == [
-        "jeudis.db",
-        "outbox",
-        "preview",
-        "secret.key",
-        "site",
-    ]
+    # Nothing is written outside JEUDIS_HOME (./var by default).
+    assert [p.name for p in tmp_path.iterdir()] == ["var"]
+    assert {"jeudis.db", "outbox", "site", "secret.key"} <= {
+        p.name for p in (tmp_path / "var").iterdir()
+    }
