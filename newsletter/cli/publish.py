@@ -1,3 +1,38 @@
-"""CLI commands: publish (the public archive site; filled in by its own issue)."""
+"""`jeudis publish`: write the public archive site (issue pages, index, Atom feed)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from newsletter.archive import publish_site
+from newsletter.cli import App, pass_app
+from newsletter.db import open_session
+from newsletter.errors import InputError
+
+
+@click.command("publish")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the site to (default: $JEUDIS_HOME/site, what `jeudis serve` serves).",
+)
+@pass_app
+def publish(app: App, out: Path | None) -> None:
+    """Write the whole public site: one page per built issue, the index, the Atom feed.
+
+    Static files any web server can serve; links use base_url. Running it twice gives the
+    same files.
+    """
+    settings = app.settings
+    if out is not None and out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} is not a folder")
+    with open_session(settings) as session:
+        report = publish_site(session, settings, out)
+    click.echo(f"published {len(report.pages)} issue page(s) to {report.root}")
+    click.echo(f"index: {report.index}")
+    click.echo(f"feed:  {report.feed}")
+
+
+COMMANDS = [publish]

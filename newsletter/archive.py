@@ -1,0 +1,201 @@
+"""The public archive: the index of every issue, its Atom feed, and the whole static site.
+
+`archive_entries` reads the issues; `render_index` and `render_feed` are pure (values in,
+text out); `publish_archive` and `publish_site` are the edges that write files.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from newsletter.config import Settings
+from newsletter.files import write_atomic
+from newsletter.markup import plain, safe_url
+from newsletter.models import ContentItem, Issue
+from newsletter.outbox import message_date
+from newsletter.publish import (
+    FEED_FILE,
+    archive_url,
+    feed_url,
+    issue_url,
+    publish_issue,
+    site_root,
+)
+from newsletter.render import BRAND, MOTTO, SECTIONS, french_date, template_environment
+
+ATOM = "http://www.w3.org/2005/Atom"
+INDEX_TEMPLATE = "web/archive/index.html.j2"
+# An archive with no issue yet was never updated; Atom still wants a date.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ArchivedSection:
+    label: str  # « L'actualité »
+    title: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One published issue, as the index and the feed show it."""
+
+    number: int
+    week: str
+    thursday_text: str  # « jeudi 26 novembre 2026 »
+    thursday_iso: str
+    subject: str
+    url: str  # absolute
+    published: datetime  # when it left (the scheduled send time, or the late build)
+    sections: tuple[ArchivedSection, ...]
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    root: Path
+    pages: list[Path]
+    index: Path
+    feed: Path
+
+
+def archive_entries(session: Session, settings: Settings) -> list[ArchiveEntry]:
+    """Every built issue, newest first."""
+    issues = session.exec(select(Issue).order_by(col(Issue.thursday).desc())).all()
+    return [_entry(session, settings, issue) for issue in issues]
+
+
+def _entry(session: Session, settings: Settings, issue: Issue) -> ArchiveEntry:
+    ids = {"news": issue.news_id, "example": issue.example_id, "tool": issue.tool_id}
+    sections = []
+    for spec in SECTIONS:
+        item = session.get(ContentItem, ids[spec.kind])
+        if item is not None:
+            sections.append(ArchivedSection(spec.label, plain(item.title), safe_url(item.url)))
+    return ArchiveEntry(
+        number=issue.number,
+        week=issue.week_key,
+        thursday_text=french_date(issue.thursday),
+        thursday_iso=issue.thursday.isoformat(),
+        subject=plain(issue.subject) or f"{BRAND} n°{issue.number}",
+        url=issue_url(settings, issue.week_key),
+        published=message_date(settings, issue),
+        sections=tuple(sections),
+    )
+
+
+def render_index(entries: list[ArchiveEntry], settings: Settings) -> str:
+    """The archive's index page (HTML): links to each issue are relative, so the site works
+    from any address; the feed and the subscription page are absolute."""
+    template = template_environment(Path(settings.templates_dir)).get_template(INDEX_TEMPLATE)
+    return template.render(
+        brand=BRAND,
+        motto=MOTTO,
+        entries=entries,
+        feed_url=feed_url(settings),
+        subscribe_url=f"{settings.base_url.rstrip('/')}/subscribe",
+    )
+
+
+def _atom_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _entry_html(entry: ArchiveEntry) -> str:
+    """The entry's content: the three sections as a short HTML list (escaped by etree)."""
+    items = ET.Element("ul")
+    for section in entry.sections:
+        li = ET.SubElement(items, "li")
+        strong = ET.SubElement(li, "strong")
+        strong.text = section.label
+        strong.tail = " : "
+        if section.url:
+            link = ET.SubElement(li, "a", {"href": section.url})
+            link.text = section.title
+        else:
+            strong.tail += section.title
+    return ET.tostring(items, encoding="unicode", method="html")
+
+
+def render_feed(entries: list[ArchiveEntry], settings: Settings) -> str:
+    """The archive as an Atom 1.0 feed (RFC 4287): one entry per issue, absolute links."""
+    ET.register_namespace("", ATOM)
+    feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": "fr"})
+    _sub(feed, "id", archive_url(settings))
+    _sub(feed, "title", BRAND)
+    _sub(feed, "subtitle", f"Le flash-info hebdomadaire du RAMEAU — {MOTTO}")
+    _sub(feed, "updated", _atom_time(max((e.published for e in entries), default=EPOCH)))
+    author = _sub(feed, "author")
+    _sub(author, "name", "Le RAMEAU")
+    _sub(feed, "link", rel="self", type="application/atom+xml", href=feed_url(settings))
+    _sub(feed, "link", rel="alternate", type="text/html", href=archive_url(settings))
+    for entry in entries:
+        node = _sub(feed, "entry")
+        _sub(node, "id", entry.url)
+        _sub(node, "title", entry.subject)
+        _sub(node, "link", rel="alternate", type="text/html", href=entry.url)
+        _sub(node, "published", _atom_time(entry.published))
+        _sub(node, "updated", _atom_time(entry.published))
+        summary = " · ".join(f"{s.label} : {s.title}" for s in entry.sections)
+        _sub(node, "summary", f"n°{entry.number} du {entry.thursday_text}. {summary}")
+        _sub(node, "content", _entry_html(entry), type="html")
+    ET.indent(feed)
+    return ET.tostring(feed, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def publish_archive(session: Session, settings: Settings, root: Path | None = None) -> SiteReport:
+    """Rewrite the archive index and its feed from the issues built so far.
+
+    The build calls it after each issue's page; `root` defaults to $JEUDIS_HOME/site.
+    """
+    entries = archive_entries(session, settings)
+    folder = site_root(settings, root) / "archive"
+    index = write_atomic(folder / "index.html", render_index(entries, settings))
+    feed = write_atomic(folder / FEED_FILE, render_feed(entries, settings))
+    # The site's front door sends visitors to the archive when it is served on its own.
+    write_atomic(site_root(settings, root) / "index.html", _REDIRECT)
+    return SiteReport(site_root(settings, root), [], index, feed)
+
+
+def publish_site(
+    session: Session,
+    settings: Settings,
+    out_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SiteReport:
+    """Write the whole public site: every issue's page (re-rendered from its recorded items,
+    the same bytes as its build), the index and the feed. Running it twice changes nothing."""
+    from newsletter.build import render_recorded  # build imports this module's callers
+
+    pages = []
+    for done, issue in enumerate(session.exec(select(Issue).order_by(col(Issue.thursday))), 1):
+        rendered = render_recorded(session, settings, issue)
+        pages.append(publish_issue(settings, issue.week_key, rendered, out_dir))
+        if progress is not None:
+            progress(done)
+    report = publish_archive(session, settings, out_dir)
+    return SiteReport(report.root, pages, report.index, report.feed)
+
+
+_REDIRECT = """<!doctype html>
+<html lang="fr">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="0; url=archive/">
+<title>Les Jeudis de l'ODD 17</title>
+</head>
+<body><p><a href="archive/">Tous les numéros des Jeudis de l'ODD 17</a></p></body>
+</html>
+"""
