@@ -281,12 +281,17 @@ def _store_entries(
     oldest = now - timedelta(days=max_age_days)
     source_name = feed.name or parsed.title or urlsplit(feed.url).hostname or feed.url
     counts = {"new": 0, "updated": 0, "unchanged": 0, "too_old": 0}
+    seen: set[str] = set()
     for entry in parsed.entries:
         if entry.dated and entry.published_at < oldest:
             counts["too_old"] += 1
             continue
+        if entry.key in seen or entry.link in seen:  # a repeat inside this very feed
+            counts["unchanged"] += 1
+            continue
+        seen.update((entry.key, entry.link))
         counts[_store_entry(session, feed, entry, source_name, now)] += 1
-        session.flush()  # the next entry of this batch must see this one (duplicates)
+        session.flush()
     return FeedReport(
         feed.id or 0,
         feed.name or source_name,

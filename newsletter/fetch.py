@@ -36,7 +36,8 @@ def user_agent(contact_url: str = "") -> str:
     except metadata.PackageNotFoundError:
         version = "dev"
     contact = f"; +{contact_url}" if contact_url else ""
-    return f"JeudisODD17/{version} (feed reader for « Les Jeudis de l'ODD 17 »{contact})"
+    agent = f"JeudisODD17/{version} (feed reader of Les Jeudis de l'ODD 17{contact})"
+    return agent.encode("ascii", "ignore").decode()  # header values are ASCII
 
 
 class FetchError(Exception):
