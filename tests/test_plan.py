@@ -1,0 +1,52 @@
+"""`jeudis plan`: the editorial calendar from today's queue, and the runway per kind."""
+
+import json
+
+from jeudis_cli import FIXTURES, REPO, run
+
+
+def plan(home, *args):
+    result = run(home, "plan", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_sample_content_covers_two_months(tmp_path):
+    run(tmp_path, "import", str(REPO / "content"))
+    view = plan(tmp_path, "--weeks", "9")
+    assert [w["thursday"] for w in view["weeks"]][:2] == ["2026-11-26", "2026-12-03"]
+    assert all(not w["missing"] for w in view["weeks"])
+    assert view["runway"] == {"news": 9, "example": 9, "tool": 9}
+    assert [w["number"] for w in view["weeks"]] == list(range(1, 10))
+    picked = [item["id"] for w in view["weeks"] for item in w["items"].values()]
+    assert len(picked) == len(set(picked)) == 27
+    # Pins land on their week.
+    by_week = {w["week"]: w for w in view["weeks"]}
+    assert "21 mesures" in by_week["2026-W51"]["items"]["news"]["title"]
+
+
+def test_runway_and_dry_weeks_show_in_advance(tmp_path):
+    run(tmp_path, "import", str(FIXTURES / "content" / "good"))
+    view = plan(tmp_path, "--weeks", "4")
+    # One news (window until 2026-12-31), one example pinned to W49, one tool.
+    assert view["runway"] == {"news": 1, "example": 0, "tool": 1}
+    assert view["dry_since"] == {
+        "news": "2026-12-03",
+        "example": "2026-11-26",
+        "tool": "2026-12-03",
+    }
+    assert view["weeks"][1]["items"]["example"]["title"].startswith("Un écosystème")
+    text = run(tmp_path, "plan", "--weeks", "4").stdout
+    assert "example  0 week(s), 1 queued, runs dry on 2026-11-26" in text
+    assert "— dry —" in text
+
+
+def test_built_weeks_show_their_recorded_items(tmp_path):
+    run(tmp_path, "import", str(REPO / "content"))
+    before = plan(tmp_path)
+    assert run(tmp_path, "build").exit_code == 0
+    after = plan(tmp_path)
+    assert after["weeks"][0]["built"] is True
+    assert after["weeks"][0]["items"] == before["weeks"][0]["items"]
+    assert after["weeks"][1]["items"] == before["weeks"][1]["items"]
+    assert after["queued"]["news"] == before["queued"]["news"] - 1
