@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
@@ -81,30 +83,83 @@ def write_issue_outbox(
     existing, skipped = _counts(session, issue.id)
     now = clock()
     written, last_id = 0, 0
-    while batch := session.execute(_pending(issue.id, last_id)).all():
-        rows = []
-        for subscriber_id, email, name in batch:
-            message_id, data = for_subscriber(
-                template,
-                settings=settings,
-                secret=secret,
-                issue_week=issue.week_key,
-                subscriber_id=subscriber_id,
-                email=email,
-                name=name,
-            )
-            filename = f"{subscriber_id}.eml"
-            _write_atomic(directory, filename, data)
-            rows.append(_delivery_row(issue.id, subscriber_id, email, message_id, now))
-            rows[-1]["path"] = f"{relative}/{filename}"
-        session.execute(sa.insert(Delivery), rows)
-        session.commit()
-        written += len(batch)
-        last_id = batch[-1][0]
-        if progress is not None:
-            progress(written)
+    with _Writer(directory) as writer:
+        while batch := session.execute(_pending(issue.id, last_id)).all():
+            rows = []
+            for subscriber_id, email, name in batch:
+                message_id, data = for_subscriber(
+                    template,
+                    settings=settings,
+                    secret=secret,
+                    issue_week=issue.week_key,
+                    subscriber_id=subscriber_id,
+                    email=email,
+                    name=name,
+                )
+                filename = f"{subscriber_id}.eml"
+                writer.add(filename, data)
+                rows.append(_delivery_row(issue.id, subscriber_id, email, message_id, now))
+                rows[-1]["path"] = f"{relative}/{filename}"
+            writer.drain()  # this batch's files are in place before its rows commit
+            session.execute(sa.insert(Delivery.__table__), rows)
+            session.commit()
+            written += len(batch)
+            last_id = batch[-1][0]
+            if progress is not None:
+                progress(written)
     _fsync_dir(directory)
     return OutboxReport(written, existing, skipped, directory)
+
+
+class _Writer:
+    """Writes files on worker threads while the caller builds the next messages.
+
+    File system calls release the GIL, so the disk work overlaps the Python work; at most
+    MAX_CHUNKS chunks of CHUNK messages are in flight, which bounds the memory held.
+    """
+
+    THREADS = 2
+    CHUNK = 16
+    MAX_CHUNKS = 4
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="outbox-writer")
+        self.chunk: list[tuple[str, bytes]] = []
+        self.futures: deque[Future] = deque()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if exc_info[0] is None:
+                self.drain()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, filename: str, data: bytes) -> None:
+        self.chunk.append((filename, data))
+        if len(self.chunk) >= self.CHUNK:
+            self._submit()
+            while len(self.futures) > self.MAX_CHUNKS:
+                self.futures.popleft().result()  # re-raises a write error here
+
+    def drain(self) -> None:
+        """Wait until every file added so far is renamed into place."""
+        if self.chunk:
+            self._submit()
+        while self.futures:
+            self.futures.popleft().result()
+
+    def _submit(self) -> None:
+        self.futures.append(self.pool.submit(_write_files, self.directory, self.chunk))
+        self.chunk = []
+
+
+def _write_files(directory: Path, files: list[tuple[str, bytes]]) -> None:
+    for filename, data in files:
+        _write_atomic(directory, filename, data)
 
 
 def _pending(issue_id: int, after_id: int) -> sa.Select:
