@@ -257,3 +257,17 @@ def test_write_single_queues_a_one_off_message_once(home):
     assert len(list(session.exec(select(Delivery).where(Delivery.purpose == "test")))) == 1
     with pytest.raises(ValueError, match="purpose"):
         write_single(session, settings, "../issue", "x@example.org", None, data, "<t2@x>")
+
+
+def test_a_failed_write_commits_no_row_for_its_batch(home):
+    settings, session, issue = home
+    jean = session.exec(select(Subscriber).where(Subscriber.email == "jean@example.org")).one()
+    blocker = settings.outbox_dir / "2026-W48" / f"{jean.id}.eml"
+    blocker.mkdir(parents=True)  # a folder where the message should go: the rename fails
+    with pytest.raises(IsADirectoryError):
+        write_issue_outbox(session, settings, issue, realistic_issue(), clock)
+    session.rollback()
+    assert list(session.exec(select(Delivery))) == []
+    blocker.rmdir()
+    report = write_issue_outbox(session, settings, issue, realistic_issue(), clock)
+    assert (report.written, report.existing) == (3, 0)
