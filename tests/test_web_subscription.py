@@ -1,0 +1,236 @@
+"""Subscription pages under a real uvicorn on 127.0.0.1, driven with httpx over a socket."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import lxml.html
+import pytest
+from smtp_server import free_port
+from sqlmodel import select
+
+from newsletter import subscribers, tokens
+from newsletter.db import open_session
+from newsletter.models import Delivery, Subscriber
+from newsletter.web import create_app
+
+REPO = Path(__file__).parent.parent
+ADDRESS = "camille@example.org"
+
+
+@pytest.fixture
+def site(home, clock, live_app):
+    """(httpx client on the live app, settings) with one active subscriber."""
+    settings = home.settings
+    with open_session(settings) as session:
+        subscribers.add(session, clock, ADDRESS, "Camille")
+    base = live_app(create_app(settings, clock))
+    with httpx.Client(base_url=base, timeout=10) as client:
+        yield client, settings
+
+
+def reader(settings) -> Subscriber:
+    with open_session(settings) as session:
+        return subscribers.find(session, ADDRESS)
+
+
+def token(settings, purpose="unsubscribe", email=ADDRESS, secret=None) -> str:
+    row = reader(settings)
+    return tokens.sign(secret or settings.secret_key(), purpose, row.id, email)
+
+
+def page(response: httpx.Response):
+    doc = lxml.html.fromstring(response.text)
+    assert doc.get("lang") == "fr"
+    return doc
+
+
+def text(doc) -> str:
+    return " ".join(doc.xpath("string(//main)").split())
+
+
+def buttons(doc) -> list[tuple[str, str]]:
+    return [(f.get("method"), " ".join(f.text_content().split())) for f in doc.xpath("//form")]
+
+
+def test_get_unsubscribe_shows_a_button_and_changes_nothing(site):
+    client, settings = site
+    response = client.get(f"/unsubscribe/{token(settings)}")
+    assert response.status_code == 200
+    doc = page(response)
+    assert buttons(doc) == [("post", "Me désinscrire")]
+    assert ADDRESS in text(doc)
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert reader(settings).status == "active"
+
+
+def test_post_unsubscribes_once(site, clock):
+    client, settings = site
+    url = f"/unsubscribe/{token(settings)}"
+    response = client.post(url)
+    assert response.status_code == 200
+    assert "ne recevra plus" in text(page(response))
+    row = reader(settings)
+    assert (row.status, row.unsubscribed_at, row.status_changed_at) == (
+        "unsubscribed",
+        clock(),
+        clock(),
+    )
+    clock.now += timedelta(days=1)
+    assert client.post(url).status_code == 200  # pressed twice: same answer, same history
+    assert reader(settings).unsubscribed_at == row.unsubscribed_at
+    assert "déjà désinscrite" in text(page(client.get(url)))
+
+
+def test_one_click_post_from_a_mailbox_provider(site):
+    client, settings = site
+    response = client.post(
+        f"/unsubscribe/{token(settings)}",
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert reader(settings).status == "unsubscribed"
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda s: token(s, secret=b"another instance's secret"),
+        lambda s: token(s, purpose="confirm"),
+        lambda s: token(s, email="someone.else@example.org"),
+        lambda s: token(s)[:-2],
+        lambda s: "not-a-token",
+        lambda s: "99." + token(s).split(".")[1],
+        lambda s: "9" * 40 + "." + token(s).split(".")[1],
+    ],
+    ids=["foreign", "wrong-purpose", "other-address", "cut", "malformed", "unknown", "huge"],
+)
+def test_forged_tokens_are_refused_and_change_nothing(site, forge):
+    client, settings = site
+    url = f"/unsubscribe/{forge(settings)}"
+    for response in (client.get(url), client.post(url, data={"List-Unsubscribe": "One-Click"})):
+        assert response.status_code == 400
+        doc = page(response)
+        assert doc.xpath("string(//h1)") == "Lien invalide"
+        assert buttons(doc) == []
+    assert reader(settings).status == "active"
+
+
+def test_confirm_flow(site, clock):
+    client, settings = site
+    with open_session(settings) as session:
+        invited = subscribers.invite(session, settings, clock, "dominique@example.org").subscriber
+    link = subscribers.confirm_url(settings, invited).replace(settings.base_url, "")
+    doc = page(client.get(link))
+    assert buttons(doc) == [("post", "Confirmer mon inscription")]
+    with open_session(settings) as session:
+        assert subscribers.find(session, "dominique@example.org").status == "pending"
+    assert "Inscription confirmée" in text(page(client.post(link)))
+    with open_session(settings) as session:
+        row = subscribers.find(session, "dominique@example.org")
+    assert (row.status, row.confirmed_at) == ("active", clock())
+    assert client.get(f"/unsubscribe/{link.rsplit('/', 1)[1]}").status_code == 400
+
+
+def confirm_deliveries(settings) -> list[Delivery]:
+    with open_session(settings) as session:
+        query = select(Delivery).where(Delivery.purpose == "confirm").order_by(Delivery.id)
+        return list(session.exec(query))
+
+
+def test_sign_up_queues_a_confirmation_whose_link_confirms(site):
+    client, settings = site
+    form = page(client.get("/subscribe")).xpath("//form")[0]
+    assert form.get("method") == "post"
+    assert {i.get("name") for i in form.xpath(".//input")} >= {"email", "name"}
+    assert all(form.xpath(f"//label[@for='{n}']") for n in ("email", "name"))
+
+    response = client.post("/subscribe", data={"email": " Eve.Martin@Example.ORG ", "name": "Ève"})
+    assert response.status_code == 200
+    assert page(response).xpath("string(//h1)") == "Vérifiez votre boîte"
+    [delivery] = confirm_deliveries(settings)
+    assert (delivery.recipient, delivery.status) == ("eve.martin@example.org", "queued")
+    message = (settings.home / delivery.path).read_bytes()
+    assert b"Subject: Confirmez votre inscription" in message
+    import email
+    import email.policy
+
+    body = email.message_from_bytes(message, policy=email.policy.default).get_content()
+    assert "Bonjour Ève," in body
+    [link] = re.findall(r"https?://\S+/confirm/\S+", body)
+    assert link.startswith(settings.base_url + "/confirm/")
+    path = link.removeprefix(settings.base_url)
+    client.post(path)
+    with open_session(settings) as session:
+        assert subscribers.find(session, "eve.martin@example.org").status == "active"
+
+
+def test_sign_up_does_not_reveal_who_is_subscribed(site):
+    client, settings = site
+    known = client.post("/subscribe", data={"email": ADDRESS})
+    new = client.post("/subscribe", data={"email": "new.reader@example.org"})
+    again = client.post("/subscribe", data={"email": "new.reader@example.org"})
+    assert known.status_code == new.status_code == again.status_code == 200
+    assert known.text == new.text == again.text
+    assert [d.recipient for d in confirm_deliveries(settings)] == ["new.reader@example.org"]
+    assert reader(settings).status == "active"
+
+
+def test_sign_up_with_a_bad_address_says_so_and_writes_nothing(site):
+    client, settings = site
+    response = client.post("/subscribe", data={"email": "camille@", "name": "Camille"})
+    assert response.status_code == 400
+    doc = page(response)
+    assert doc.xpath("//*[@role='alert']")
+    assert doc.xpath("//input[@name='email']/@value") == ["camille@"]
+    assert doc.xpath("//input[@name='email']/@aria-invalid") == ["true"]
+    assert confirm_deliveries(settings) == []
+
+
+def test_robots_filling_the_hidden_field_get_nothing(site):
+    client, settings = site
+    response = client.post("/subscribe", data={"email": "bot@example.org", "website": "x"})
+    assert page(response).xpath("string(//h1)") == "Vérifiez votre boîte"
+    with open_session(settings) as session:
+        assert subscribers.find(session, "bot@example.org") is None
+
+
+def test_archive_is_served_at_the_root(home, clock, live_app):
+    settings = home.settings
+    app = create_app(settings, clock)
+    assert settings.archive_dir.is_dir()
+    (settings.archive_dir / "index.html").write_text("<h1>Les numéros</h1>", encoding="utf-8")
+    with httpx.Client(base_url=live_app(app), timeout=10) as client:
+        assert client.get("/").text == "<h1>Les numéros</h1>"
+        assert client.get("/_assets/jeudis.css").status_code == 200
+        assert client.get("/nothing-here").status_code == 404
+
+
+def test_serve_command_listens_on_loopback(home):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+        env=home.env,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(200):
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/subscribe", timeout=5)
+                break
+            except httpx.ConnectError:
+                assert process.poll() is None, process.stderr.read()
+                time.sleep(0.05)
+        assert response.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
