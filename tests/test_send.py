@@ -441,3 +441,22 @@ def test_killed_mid_run_then_resumed_sends_each_message_once_but_the_one_in_flig
     assert set(counts) == set(ids)  # nothing lost
     assert {mid: n for mid, n in counts.items() if n > 1} == {ids[30]: 2}
     assert {r.status for r in deliveries(home).values()} == {"sent"}
+
+
+def test_confirmations_go_to_readers_who_have_not_confirmed_yet(home, clock, smtp_server):
+    settings = home.settings
+    with open_session(settings) as session:
+        subscribers.add(session, clock, "ada@example.org")
+        subscribers.remove(session, clock, "ada@example.org")
+        for address in ("ada@example.org", "bea@example.org", "cyril@example.org"):
+            subscribers.invite(session, settings, clock, address)
+        cyril = subscribers.find(session, "cyril@example.org")
+        token = subscribers.confirm_url(settings, cyril).rsplit("/", 1)[1]
+        subscribers.confirm(session, settings, clock, token)  # confirmed before the send
+    report = send(home, clock, smtp_server, rate=0)
+    assert (report.sent, report.skipped) == (2, 1)
+    assert [m.recipients for m in smtp_server.handler.messages] == [
+        ["ada@example.org"],
+        ["bea@example.org"],
+    ]
+    assert deliveries(home)["cyril@example.org"].last_error == "subscriber already confirmed"
