@@ -346,12 +346,16 @@ class _Run:
             return self.finish(delivery, "failed", f"{delivery.path}: empty message file")
         if self.sign:
             data = self.sign(data)
+        return self.hand_over(delivery, subscriber, data)
+
+    def hand_over(self, delivery: Delivery, subscriber: Subscriber | None, data: bytes) -> str:
+        """Up to RETRY_ATTEMPTS tries, each committed as in flight before the relay sees it."""
         last: BaseException | None = None
         for attempt in range(RETRY_ATTEMPTS):
             if attempt:
                 self.sleep(RETRY_BASE_DELAY * 2 ** (attempt - 1))
             self.pacer.wait()
-            delivery.attempts += 1  # in flight: committed before the relay sees it
+            delivery.attempts += 1
             self.session.add(delivery)
             self.session.commit()
             try:
