@@ -12,13 +12,15 @@ import sys
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from newsletter.config import Settings, load_settings
 from newsletter.errors import JeudisError
-from newsletter.schedule import run_feeds, run_weekly
+from newsletter.schedule import run_feeds, run_send, run_weekly
 from newsletter.weeks import Clock, system_clock
 
 WEEK = 7 * 24 * 3600
+SEND_EVERY_MINUTES = 5  # confirmations of new sign-ups should not wait a week
 
 
 def make_scheduler(settings: Settings, clock: Clock = system_clock, **kwargs) -> BlockingScheduler:
@@ -46,6 +48,15 @@ def make_scheduler(settings: Settings, clock: Clock = system_clock, **kwargs) ->
         max_instances=1,
         misfire_grace_time=24 * 3600,
     )
+    if settings.send_after_build:
+        scheduler.add_job(
+            run_send,
+            IntervalTrigger(minutes=SEND_EVERY_MINUTES),
+            args=[settings, clock],
+            id="send-outbox",
+            coalesce=True,
+            max_instances=1,
+        )
     return scheduler
 
 

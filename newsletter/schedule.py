@@ -74,3 +74,16 @@ def run_feeds(settings: Settings, clock: Clock) -> None:
     with open_session(settings) as session:
         for report in fetch_all(session, settings, clock):
             log.info("feed: %s", report)
+
+
+def run_send(settings: Settings, clock: Clock) -> None:
+    """The frequent job (when delivery is automatic): drain the outbox — confirmations of
+    new sign-ups, retries of temporary failures. Sending is resumable and never sends twice."""
+    from newsletter.send import send_outbox
+
+    try:
+        with open_session(settings) as session:
+            report = send_outbox(session, settings, clock)
+        log.info("send: %s", report.summary())
+    except JeudisError as exc:
+        log.error("send failed: %s", exc)

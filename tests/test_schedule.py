@@ -94,3 +94,31 @@ def test_a_dry_queue_is_logged_not_crashed(tmp_path, caplog):
     settings = load_settings({"JEUDIS_HOME": str(tmp_path)})
     assert run_weekly(settings, lambda: PARIS_WINTER_8AM) is None
     assert "no news for 2026-11-26" in caplog.text
+
+
+def test_send_after_build_delivers_through_the_relay(tmp_path, smtp_server):
+    env = {
+        "JEUDIS_HOME": str(tmp_path),
+        "JEUDIS_SEND_AFTER_BUILD": "true",
+        "JEUDIS_SMTP_URL": smtp_server.url,
+    }
+    settings = load_settings(env)
+    run(tmp_path, "import", str(REPO / "content"))
+    run(tmp_path, "subscriber", "add", "lea@example.org")
+    run(tmp_path, "subscriber", "add", "hugo@example.org")
+    report = run_weekly(settings, lambda: PARIS_WINTER_8AM)
+    assert report.created
+    received = sorted(r for m in smtp_server.handler.messages for r in m.recipients)
+    assert received == ["hugo@example.org", "lea@example.org"]
+    # The catch-up at a restart sends nothing more.
+    run_weekly(settings, lambda: PARIS_WINTER_8AM)
+    assert len(smtp_server.handler.messages) == 2
+    jobs = {job.id for job in make_scheduler(settings).get_jobs()}
+    assert jobs == {"weekly-build", "daily-feeds", "send-outbox"}
+
+
+def test_without_send_after_build_nothing_leaves(settings):
+    assert {job.id for job in make_scheduler(settings).get_jobs()} == {
+        "weekly-build",
+        "daily-feeds",
+    }
