@@ -5,7 +5,11 @@ One way in for the CLI, the scheduler (`fetch_all`, daily) and the web desk.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -15,13 +19,16 @@ from sqlmodel import Session, or_, select
 
 from newsletter.config import Settings
 from newsletter.errors import ConflictError, InputError, NotFoundError
-from newsletter.feeds import FeedEntry, FeedFormatError, ParsedFeed, parse_feed
+from newsletter.feeds import FeedEntry, FeedFormatError, ParsedFeed, parsed_from_json
 from newsletter.fetch import FetchError, FetchLimits, FetchRequest, FetchResult, fetch_feeds
 from newsletter.fetch import user_agent as make_user_agent
 from newsletter.models import ContentItem, Feed
 from newsletter.weeks import Clock
 
 NAME_MAX_CHARS = 120
+PARSER_MEMORY_BYTES = 1536 * 1024 * 1024  # address space of the parsing process
+PARSERS = 4  # parsing processes at once
+_CHILD = "from newsletter.feeds import child_main; child_main()"
 
 
 @dataclass(frozen=True)
@@ -189,7 +196,10 @@ def fetch_all(
     Feeds are fetched concurrently, each within settings.feed_timeout; then each is stored
     in its own transaction, so one broken feed never stops or spoils the others.
     """
-    feeds = [get_feed(session, i) for i in feed_ids] if feed_ids else list_feeds(session)
+    if feed_ids:
+        feeds = [get_feed(session, i) for i in dict.fromkeys(feed_ids)]  # each once, in order
+    else:
+        feeds = list_feeds(session)
     limits = FetchLimits(
         timeout=settings.feed_timeout,
         max_bytes=settings.feed_max_bytes,
@@ -199,33 +209,49 @@ def fetch_all(
     outcomes = fetch_feeds(
         requests, limits, client=client, on_done=(lambda _i: on_fetched()) if on_fetched else None
     )
+    now = clock()
+    with ThreadPoolExecutor(max_workers=PARSERS) as pool:  # each parse is its own process
+        parsed = list(pool.map(lambda o: _parse_outcome(o, settings, now), outcomes))
     return [
-        _store_outcome(session, settings, clock, f, o) for f, o in zip(feeds, outcomes, strict=True)
+        _store_outcome(session, settings, now, feed, outcome, result)
+        for feed, outcome, result in zip(feeds, outcomes, parsed, strict=True)
     ]
+
+
+def _parse_outcome(outcome, settings: Settings, now: datetime):
+    """The parsed feed, or the error to report, or None for a failed fetch or a 304."""
+    if isinstance(outcome, FetchError) or outcome.not_modified:
+        return None
+    try:
+        return parse_isolated(
+            outcome.body,
+            outcome.url,
+            now,
+            content_type=outcome.content_type,
+            summary_max_chars=settings.summary_max_chars,
+            timeout=settings.feed_timeout,
+        )
+    except (FeedFormatError, OSError) as exc:
+        return FeedFormatError(str(exc))
 
 
 def _store_outcome(
     session: Session,
     settings: Settings,
-    clock: Clock,
+    now: datetime,
     feed: Feed,
     outcome: FetchResult | FetchError,
+    parsed: ParsedFeed | FeedFormatError | None,
 ) -> FeedReport:
-    now = clock()
     feed_id, name, url = feed.id or 0, feed.name, feed.url
     try:
         if isinstance(outcome, FetchError):
             raise outcome
-        if outcome.not_modified:
+        if isinstance(parsed, FeedFormatError):
+            raise parsed
+        if outcome.not_modified or parsed is None:
             report = FeedReport(feed_id, name, url, ok=True, not_modified=True)
         else:
-            parsed = parse_feed(
-                outcome.body,
-                outcome.url,
-                now,
-                content_type=outcome.content_type,
-                summary_max_chars=settings.summary_max_chars,
-            )
             report = _store_entries(session, feed, parsed, now, settings.feed_max_age_days)
             _remember_good_state(session, feed, outcome, parsed)
             report = _with_move(session, feed, outcome, report)
@@ -243,6 +269,39 @@ def _store_outcome(
     session.add(feed)
     session.commit()
     return FeedReport(feed_id, name, url, ok=False, error=message)
+
+
+def parse_isolated(
+    data: bytes,
+    base_url: str,
+    now: datetime,
+    *,
+    content_type: str | None,
+    summary_max_chars: int,
+    timeout: float,
+) -> ParsedFeed:
+    """`feeds.parse_feed` in a child process, killed if it outlives `timeout` seconds."""
+    options = {
+        "base_url": base_url,
+        "now": now.isoformat(),
+        "content_type": content_type,
+        "summary_max_chars": summary_max_chars,
+        "memory_bytes": PARSER_MEMORY_BYTES if sys.platform.startswith("linux") else 0,
+    }
+    command = [sys.executable, "-c", _CHILD, json.dumps(options)]
+    try:
+        done = subprocess.run(command, input=data, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FeedFormatError(f"parsing took longer than {timeout:g} s (refused)") from None
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        raise FeedFormatError(
+            f"the parser stopped without an answer (exit {done.returncode}, out of memory?)"
+        ) from None
+    if answer.get("status") != "ok":
+        raise FeedFormatError(str(answer.get("reason")))
+    return parsed_from_json(answer["feed"])
 
 
 def _mark(feed: Feed, now: datetime, *, ok: bool, warning: str | None) -> None:

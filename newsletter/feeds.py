@@ -21,6 +21,7 @@ import feedparser
 import nh3
 
 TITLE_MAX_CHARS = 200
+MAX_ENTRIES = 500  # a news feed carries tens; beyond this it is a dump or an attack
 ELLIPSIS = "…"
 WEB_SCHEMES = ("http", "https")
 
@@ -97,7 +98,7 @@ def parse_feed(
     if not parsed.get("version") and not parsed.entries:
         raise FeedFormatError(_not_a_feed_reason(data, content_type, warning))
     entries, skipped = [], 0
-    for raw in parsed.entries:
+    for raw in parsed.entries[:MAX_ENTRIES]:
         entry = _entry(raw, base_url, now, summary_max_chars)
         if entry is None:
             skipped += 1
@@ -105,6 +106,62 @@ def parse_feed(
             entries.append(entry)
     title = cut_text(_detail_text(parsed.feed, "title"), TITLE_MAX_CHARS)
     return ParsedFeed(title=title, entries=entries, warning=warning, skipped=skipped)
+
+
+def child_main() -> None:
+    """Entry point of the parsing process (see feed_service.parse_isolated).
+
+    argv[1] is JSON options, stdin the feed bytes; stdout gets one JSON answer. feedparser is
+    pure Python and some 5 MB documents take it minutes: a separate process, killed at a
+    deadline and under an address-space limit, bounds both time and memory.
+    """
+    import sys
+
+    options = json.loads(sys.argv[1])
+    try:
+        if options.get("memory_bytes"):
+            import resource
+
+            limit = int(options["memory_bytes"])
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        parsed = parse_feed(
+            sys.stdin.buffer.read(),
+            options["base_url"],
+            datetime.fromisoformat(options["now"]),
+            content_type=options.get("content_type"),
+            summary_max_chars=int(options["summary_max_chars"]),
+        )
+        answer = {"status": "ok", "feed": parsed_to_json(parsed)}
+    except FeedFormatError as exc:
+        answer = {"status": "refused", "reason": str(exc)}
+    except MemoryError:
+        answer = {"status": "refused", "reason": "the feed needs too much memory to parse"}
+    except Exception as exc:  # whatever the bytes hold, the parent gets one line
+        reason = f"the parser failed: {type(exc).__name__}: {exc}"[:300]
+        answer = {"status": "refused", "reason": reason}
+    sys.stdout.write(json.dumps(answer, ensure_ascii=True))
+
+
+def parsed_to_json(parsed: ParsedFeed) -> dict:
+    """Plain JSON values (no pickle crosses from the process that read hostile bytes)."""
+    entries = [
+        {**entry.__dict__, "published_at": entry.published_at.isoformat()}
+        for entry in parsed.entries
+    ]
+    return {**parsed.__dict__, "entries": entries}
+
+
+def parsed_from_json(data: dict) -> ParsedFeed:
+    entries = [
+        FeedEntry(**{**e, "published_at": datetime.fromisoformat(e["published_at"])})
+        for e in data["entries"]
+    ]
+    return ParsedFeed(
+        title=str(data["title"]),
+        entries=entries,
+        warning=data.get("warning"),
+        skipped=int(data.get("skipped", 0)),
+    )
 
 
 def _not_a_feed_reason(data: bytes, content_type: str | None, warning: str | None) -> str:

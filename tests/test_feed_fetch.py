@@ -461,6 +461,20 @@ def test_broken_feeds_are_reported_one_by_one_and_the_others_go_on(site, session
     assert len(items(session)) == 4
 
 
+def test_a_feed_too_slow_to_parse_is_cut_at_the_timeout(site, session, settings, clock):
+    # 5 MB of well-formed items: within the size cap, but feedparser (pure Python) needs
+    # many times feed_timeout for it. The parse runs in a process killed at the deadline.
+    item = b"<item><title>T</title><link>https://x.example.org/a</link></item>"
+    body = b'<rss version="2.0"><channel><title>t</title><link>https://x.example.org/</link>'
+    body += item * ((5_000_000 - len(body)) // len(item)) + b"</channel></rss>"
+    site.files["/feeds/slow.xml"] = (body, "application/rss+xml", True)
+    slow = add(session, clock, site.url("/feeds/slow.xml"))
+    good = add(session, clock, site.serve("/feeds/rss1.xml", "rss1_rdf.xml"))
+    reports = fetch(session, settings, clock)
+    assert reports[slow.id].error == "parsing took longer than 2 s (refused)"
+    assert reports[good.id].ok and reports[good.id].new == 1
+
+
 def test_a_failing_feed_keeps_its_last_good_state(site, session, settings, clock):
     feed = add(session, clock, site.serve("/feeds/rss2.xml", "rss2_cdata_entities_fr.xml"))
     fetch(session, settings, clock)
