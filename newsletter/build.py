@@ -50,6 +50,7 @@ class CalendarView:
     runway: dict[str, int]
     dry_since: dict[str, date | None]
     queued: dict[str, int]
+    proposed: dict[str, int]  # waiting for an editor's approval: not in the runway
 
 
 def the_thursday(day: date) -> date:
@@ -98,10 +99,15 @@ def calendar(session: Session, settings: Settings, today: date, count: int = 8) 
         else:
             weeks.append(PlannedWeek(day, week_key(day), number, by_day[day], False))
             number += 1
-    queued = {kind: 0 for kind in KINDS}
-    for item in queued_items(session):
-        queued[item.kind] += 1
-    return CalendarView(weeks, simulated.runway, simulated.dry_since, queued)
+    rows = session.exec(
+        select(ContentItem.kind, ContentItem.status, func.count())
+        .where(col(ContentItem.status).in_(("queued", "proposed")))
+        .group_by(ContentItem.kind, ContentItem.status)
+    )
+    counts = {(kind, status): n for kind, status, n in rows}
+    queued = {kind: counts.get((kind, "queued"), 0) for kind in KINDS}
+    proposed = {kind: counts.get((kind, "proposed"), 0) for kind in KINDS}
+    return CalendarView(weeks, simulated.runway, simulated.dry_since, queued, proposed)
 
 
 def _dry_message(session: Session, selection: Selection) -> str:

@@ -1,7 +1,11 @@
 """`jeudis plan`: the editorial calendar from today's queue, and the runway per kind."""
 
+import functools
 import json
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from jeudis_cli import FIXTURES, REPO, run
 
 
@@ -50,3 +54,46 @@ def test_built_weeks_show_their_recorded_items(tmp_path):
     assert after["weeks"][0]["items"] == before["weeks"][0]["items"]
     assert after["weeks"][1]["items"] == before["weeks"][1]["items"]
     assert after["queued"]["news"] == before["queued"]["news"] - 1
+
+
+@pytest.fixture
+def feed_site():
+    """The fixture feeds, served as static files on 127.0.0.1."""
+    handler = functools.partial(QuietHandler, directory=str(FIXTURES / "feeds"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_proposed_news_count_apart_until_approved(tmp_path, feed_site):
+    run(tmp_path, "import", str(FIXTURES / "content" / "good"))
+    assert run(tmp_path, "feed", "add", f"{feed_site}/rss2_cdata_entities_fr.xml").exit_code == 0
+    fetched = run(tmp_path, "feed", "fetch")
+    assert fetched.exit_code == 0, fetched.output
+    proposed = json.loads(run(tmp_path, "item", "list", "--status", "proposed", "--json").stdout)
+    assert proposed and {p["kind"] for p in proposed} == {"news"}
+    view = plan(tmp_path, "--weeks", "4")
+    assert view["proposed"]["news"] == len(proposed)
+    assert view["queued"]["news"] == 1 and view["runway"]["news"] == 1
+    assert (
+        f"(+{len(proposed)} proposed, waiting for approval)"
+        in run(tmp_path, "plan", "--weeks", "4").stdout
+    )
+
+    assert run(tmp_path, "item", "approve", str(proposed[0]["id"])).exit_code == 0
+    assert run(tmp_path, "item", "reject", str(proposed[1]["id"])).exit_code == 0
+    view = plan(tmp_path, "--weeks", "4")
+    assert view["queued"]["news"] == 2 and view["runway"]["news"] == 2
+    assert view["proposed"]["news"] == len(proposed) - 2
+    # A rejected entry stays hidden when the feed is fetched again.
+    run(tmp_path, "feed", "fetch")
+    rejected = json.loads(run(tmp_path, "item", "list", "--status", "rejected", "--json").stdout)
+    assert [r["id"] for r in rejected] == [proposed[1]["id"]]

@@ -87,6 +87,7 @@ def _plan_json(view) -> str:
             "runway": view.runway,
             "dry_since": {k: (v.isoformat() if v else None) for k, v in view.dry_since.items()},
             "queued": view.queued,
+            "proposed": view.proposed,
         },
         ensure_ascii=False,
         indent=2,
@@ -116,6 +117,8 @@ def plan_(app: App, weeks: int, as_json: bool) -> None:
     for kind in KINDS:
         dry = view.dry_since[kind]
         line = f"  {kind:8} {view.runway[kind]} week(s), {view.queued[kind]} queued"
+        if view.proposed[kind]:
+            line += f" (+{view.proposed[kind]} proposed, waiting for approval)"
         if dry is not None:
             style = "bold red" if view.runway[kind] < RUNWAY_WARNING_WEEKS else "yellow"
             line = f"[{style}]{line}, runs dry on {dry}[/]"
