@@ -45,7 +45,9 @@ def test_email_is_french_with_title_and_preheader(rendered, doc):
     assert doc.get("lang") == "fr"
     assert doc.find(".//title").text == rendered.subject
     assert rendered.preheader == "Trois régions signent une charte commune pour les alliances."
-    hidden = doc.find(".//body/div")  # mj-preview: the first, hidden, element of the body
+    [hidden] = doc.find_class("preheader")  # the first, hidden, text of the body
+    # Clients show the first text of the body in the inbox: it must be the preheader.
+    assert squeeze(doc.find(".//body").text_content()).startswith(rendered.preheader)
     assert "display:none" in hidden.get("style").replace(" ", "")
     assert squeeze(hidden.text_content()).startswith(rendered.preheader)
 
