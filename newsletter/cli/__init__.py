@@ -59,9 +59,19 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from newsletter.cli import delivery, demo, feeds, items, pipeline, publish, subscribers, web
+    from newsletter.cli import (
+        delivery,
+        demo,
+        desk,
+        feeds,
+        items,
+        pipeline,
+        publish,
+        subscribers,
+        web,
+    )
 
-    for module in (items, pipeline, subscribers, feeds, delivery, web, publish, demo):
+    for module in (items, pipeline, subscribers, feeds, delivery, web, desk, publish, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -21,7 +21,7 @@ from newsletter.config import Settings
 from newsletter.db import make_engine, migrate
 from newsletter.weeks import Clock, system_clock
 
-ROUTE_GROUPS: tuple[str, ...] = ("newsletter.web.subscription",)
+ROUTE_GROUPS: tuple[str, ...] = ("newsletter.web.subscription", "newsletter.web.desk")
 # Sent with every response; pages add their own Content-Security-Policy.
 SAFE_HEADERS = {
     b"x-content-type-options": b"nosniff",

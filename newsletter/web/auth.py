@@ -91,8 +91,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def login_required(settings: Settings) -> bool:
-    return not is_loopback(settings.web_host)
+def login_required(settings: Settings, scope: Scope | None = None) -> bool:
+    """A login is needed when the desk listens beyond loopback, or when this request came
+    from elsewhere (a reverse proxy's visitor, a server bound wider than its settings say)."""
+    if not is_loopback(settings.web_host):
+        return True
+    if scope is not None:
+        client = scope.get("client") or ("", 0)
+        server = scope.get("server") or ("", 0)
+        return not (is_loopback(client[0]) and is_loopback(server[0]))
+    return False
 
 
 def check_desk_settings(settings: Settings) -> None:
@@ -155,11 +163,11 @@ def log_out(request: Request) -> None:
 class LoginGuard:
     """ASGI middleware (inside the session middleware): sends strangers to the login page."""
 
-    def __init__(self, app: ASGIApp, required: bool):
-        self.app, self.required = app, required
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app, self.settings = app, settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.required:
+        if scope["type"] != "http" or not login_required(self.settings, scope):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

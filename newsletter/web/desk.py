@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -28,7 +28,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -107,7 +107,7 @@ def _context(request: Request) -> dict[str, Any]:
         "csrf_field": auth.CSRF_FIELD,
         "csrf_token": auth.csrf_token(request),
         "flash": request.session.pop("flash", None),
-        "login_required": auth.login_required(desk.settings),
+        "login_required": auth.login_required(desk.settings, request.scope),
         "editor": auth.is_editor(request),
         "live_version": desk.live.version,
         "kind_labels": KIND_LABELS,
@@ -246,10 +246,8 @@ async def logout(request: Request) -> Response:
     await auth.checked_form(request)
     auth.log_out(request)
     root = request.scope.get("root_path", "")
-    return RedirectResponse(
-        f"{root}/login" if auth.login_required(desk_of(request).settings) else f"{root}/",
-        status_code=303,
-    )
+    required = auth.login_required(desk_of(request).settings, request.scope)
+    return RedirectResponse(f"{root}/login" if required else f"{root}/", status_code=303)
 
 
 async def live_events(request: Request) -> Response:
@@ -365,7 +363,7 @@ def desk_app(
             max_age=auth.SESSION_HOURS * 3600,
             same_site="strict",
         ),
-        Middleware(auth.LoginGuard, required=auth.login_required(settings)),
+        Middleware(auth.LoginGuard, settings=settings),
     ]
     app = Starlette(
         routes=routes, middleware=middleware, exception_handlers={HTTPException: error_page}
@@ -379,6 +377,34 @@ def desk_app(
         retry_sleep or _interactive_sleep,
     )
     return app
+
+
+def routes(settings: Settings, clock: Clock, content_dir: Path | None = None) -> list[BaseRoute]:
+    """The desk as a route group of `newsletter.web.create_app`, mounted at /desk.
+
+    Content files are re-imported on change from `content_dir`, or else from ./content when
+    this instance was filled from it (its files are already in the queue): a folder nobody
+    imported is never imported behind the editors' back.
+    """
+    if content_dir is None and imported_folder(settings, Path.cwd() / "content"):
+        content_dir = Path.cwd() / "content"
+    return [Mount("/desk", app=desk_app(settings, clock, content_dir=content_dir))]
+
+
+def imported_folder(settings: Settings, folder: Path) -> bool:
+    """True if some file of `folder` was imported into this instance's queue."""
+    from newsletter.content import _source_key, content_files
+
+    if not folder.is_dir():
+        return False
+    keys = [_source_key(path, folder) for path in content_files(folder)]
+    if not keys:
+        return False
+    with open_session(settings) as session:
+        found = session.exec(
+            select(ContentItem.id).where(col(ContentItem.source_key).in_(keys)).limit(1)
+        ).first()
+    return found is not None
 
 
 def _interactive_sleep(seconds: float) -> None:

@@ -1,0 +1,122 @@
+"""A real headless Chromium (Debian's package, driven by Playwright) against the real site.
+
+The site is `create_app` under uvicorn on 127.0.0.1, on a fresh JEUDIS_HOME filled by the
+real services: the sample content, two readers, the issues of 2026-W48 and 2026-W49 built
+with a fixed clock (Monday 23 November 2026), the archive published.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from jeudis_cli import MONDAY, REPO, run
+from smtp_server import free_port
+
+from newsletter.archive import publish_archive
+from newsletter.config import Settings, load_settings
+from newsletter.db import open_session
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+READERS = [("camille.martin@example.org", "Camille Martin"), ("noe.leroy@example.org", "Noé Leroy")]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} not found: the browser tests need Debian's chromium package "
+            "(apt-get install chromium; .ci/run installs it). Playwright cannot download "
+            "browsers here.",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, site):
+    # Depends on `site` so that the page (and its live-reload stream) closes before the
+    # server stops.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@dataclass
+class Site:
+    url: str
+    home: Path
+    templates: Path
+    settings: Settings
+
+    def cli(self, *args: str):
+        result = run(self.home, *args)
+        assert result.exit_code == 0, result.output
+        return result
+
+
+@pytest.fixture
+def site(tmp_path) -> Iterator[Site]:
+    import uvicorn
+
+    from newsletter.web import create_app
+
+    home, templates = tmp_path / "home", tmp_path / "templates"
+    home.mkdir()
+    shutil.copytree(REPO / "templates", templates)  # the live-reload test edits a template
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    (home / "jeudis.toml").write_text(f'base_url = "{url}"\ntemplates_dir = "{templates}"\n')
+    site = Site(url, home, templates, load_settings({"JEUDIS_HOME": str(home)}))
+    site.cli("import", str(REPO / "content"))
+    for address, name in READERS:
+        site.cli("subscriber", "add", address, "--name", name)
+    site.cli("build", "--date", "2026-11-26")
+    site.cli("build", "--date", "2026-12-03")
+    with open_session(site.settings) as session:
+        publish_archive(session, site.settings)
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(site.settings, lambda: MONDAY),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        threading.Event().wait(0.01)
+    yield site
+    server.should_exit = True
+    thread.join(timeout=20)
