@@ -528,3 +528,21 @@ def test_editing_a_template_changes_the_preview_and_tells_the_page(desk_server, 
     reader.join(30)
     assert [e["name"] for e in found] == ["hello", "change"]
     assert desk.get("/preview/email.txt?date=2026-12-03").text.startswith("Édition spéciale")
+
+
+@pytest.mark.parametrize(
+    ("client", "server", "required"),
+    [
+        (("127.0.0.1", 50000), ("127.0.0.1", 8017), False),
+        (("::1", 50000), ("::1", 8017), False),
+        # `jeudis serve --host 0.0.0.0` with web_host left at 127.0.0.1: a visitor from the
+        # network, or one relayed by a reverse proxy (proxy headers), still has to log in.
+        (("192.168.1.20", 50000), ("192.168.1.5", 8017), True),
+        (("203.0.113.9", 50000), ("127.0.0.1", 8017), True),
+    ],
+)
+def test_login_is_required_for_any_request_from_beyond_loopback(tmp_path, client, server, required):
+    settings = load_settings({"JEUDIS_HOME": str(tmp_path)})
+    assert auth.is_loopback(settings.web_host)
+    scope = {"type": "http", "client": client, "server": server}
+    assert auth.login_required(settings, scope) is required
