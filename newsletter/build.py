@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy.exc
 from sqlmodel import Session, col, func, select
 
+from newsletter.archive import publish_archive
 from newsletter.config import Settings
 from newsletter.errors import QueueDryError
 from newsletter.files import exclusive_lock
@@ -235,6 +236,7 @@ def _build_locked(
     else:
         rendered, created = render_recorded(session, settings, issue), False
     page = publish_issue(settings, issue.week_key, rendered)
+    publish_archive(session, settings)  # the index and the Atom feed list the new issue
     report = write_issue_outbox(session, settings, issue, rendered, clock, progress=progress)
     issue.outbox_done_at = clock()
     session.add(issue)

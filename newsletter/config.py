@@ -50,6 +50,9 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8017
     desk_password_hash: str = ""
+    # The content folder the desk re-imports when its files change (empty: ./content, if
+    # this instance was filled from it).
+    content_dir: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -139,7 +139,8 @@ def content_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.md") if p.is_file() and not p.name.startswith("."))
 
 
-def _source_key(path: Path, root: Path) -> str:
+def source_key_of(path: Path, root: Path) -> str:
+    """A content file's identity in the queue: its path under the imported folder."""
     base = root if root.is_dir() else root.parent
     return "file:" + path.resolve().relative_to(base.resolve()).as_posix()
 
@@ -157,7 +158,7 @@ def import_content(session: Session, root: Path, clock: Clock) -> ImportReport:
             report.errors.append(ContentError(shown, None, f"is not UTF-8 text (byte {exc.start})"))
             continue
         try:
-            parsed.append((shown, _source_key(path, root), parse_content(text, shown)))
+            parsed.append((shown, source_key_of(path, root), parse_content(text, shown)))
         except ContentError as exc:
             report.errors.append(exc)
     now = clock()

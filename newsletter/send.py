@@ -29,13 +29,13 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from newsletter.config import Settings
 from newsletter.errors import JeudisError, SettingsError
@@ -288,13 +288,17 @@ class SendReport:
 Progress = Callable[[Delivery, str], None]
 
 
-def queued(session: Session, limit: int | None = None) -> list[Delivery]:
-    """The queued deliveries, oldest first."""
+def queued(
+    session: Session, limit: int | None = None, only: Sequence[int] | None = None
+) -> list[Delivery]:
+    """The queued deliveries (all, or those whose id is in `only`), oldest first."""
     query = (
         select(Delivery)
         .where(Delivery.status == "queued")
         .order_by(Delivery.created_at, Delivery.id)
     )
+    if only is not None:
+        query = query.where(col(Delivery.id).in_(list(only)))
     return list(session.exec(query.limit(limit) if limit else query))
 
 
@@ -394,10 +398,12 @@ def send_outbox(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     progress: Progress | None = None,
+    only: Sequence[int] | None = None,
 ) -> SendReport:
-    """Send the queued deliveries (at most `limit`): the one way in for CLI and scheduler."""
+    """Send the queued deliveries (at most `limit`; only the ids in `only` if given, as for a
+    test send from the desk): the one way in for the CLI, the scheduler and the desk."""
     report = SendReport()
-    todo = queued(session, limit)
+    todo = queued(session, limit, only)
     if dry_run:
         report.planned, report.remaining = todo, count_queued(session)
         return report

@@ -175,3 +175,17 @@ def test_two_builds_at_once_make_one_issue(tmp_path):
     with open_session(settings) as session:
         assert len(session.exec(select(Issue)).all()) == 1
         assert len(session.exec(select(Delivery)).all()) == len(READERS)
+
+
+def test_each_build_refreshes_the_archive_index_and_feed(tmp_path):
+    import feedparser
+
+    settings = instance(tmp_path)
+    run(tmp_path, "build")
+    run(tmp_path, "build", "--date", "2026-12-03")
+    archive = settings.archive_dir / "archive"
+    index = lxml.html.parse(str(archive / "index.html")).getroot()
+    links = {a.get("href") for a in index.iter("a")}
+    assert {"2026-W48/", "2026-W49/"} <= {h.split("archive/")[-1] for h in links if h}
+    feed = feedparser.parse((archive / "feed.atom").read_bytes())
+    assert not feed.bozo and len(feed.entries) == 2

@@ -18,7 +18,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.config import Settings
-from newsletter.db import make_engine, migrate
+from newsletter.db import engine_for
 from newsletter.weeks import Clock, system_clock
 
 ROUTE_GROUPS: tuple[str, ...] = ("newsletter.web.subscription", "newsletter.web.desk")
@@ -36,10 +36,8 @@ def web_templates(settings: Settings) -> Jinja2Templates:
 
 
 def open_database(settings: Settings):
-    """One engine for the app's life, on an up-to-date schema."""
-    engine = make_engine(settings)
-    migrate(engine)
-    return engine
+    """One engine for the app's life, on an up-to-date schema (shared with the services)."""
+    return engine_for(settings)
 
 
 class SafeHeaders:

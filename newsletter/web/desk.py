@@ -382,10 +382,12 @@ def desk_app(
 def routes(settings: Settings, clock: Clock, content_dir: Path | None = None) -> list[BaseRoute]:
     """The desk as a route group of `newsletter.web.create_app`, mounted at /desk.
 
-    Content files are re-imported on change from `content_dir`, or else from ./content when
-    this instance was filled from it (its files are already in the queue): a folder nobody
-    imported is never imported behind the editors' back.
+    Content files are re-imported on change from `content_dir` (or the content_dir setting),
+    or else from ./content when this instance was filled from it (its files are already in
+    the queue): a folder nobody imported is never imported behind the editors' back.
     """
+    if content_dir is None and settings.content_dir:
+        content_dir = Path(settings.content_dir)
     if content_dir is None and imported_folder(settings, Path.cwd() / "content"):
         content_dir = Path.cwd() / "content"
     return [Mount("/desk", app=desk_app(settings, clock, content_dir=content_dir))]
@@ -393,11 +395,11 @@ def routes(settings: Settings, clock: Clock, content_dir: Path | None = None) ->
 
 def imported_folder(settings: Settings, folder: Path) -> bool:
     """True if some file of `folder` was imported into this instance's queue."""
-    from newsletter.content import _source_key, content_files
+    from newsletter.content import content_files, source_key_of
 
     if not folder.is_dir():
         return False
-    keys = [_source_key(path, folder) for path in content_files(folder)]
+    keys = [source_key_of(path, folder) for path in content_files(folder)]
     if not keys:
         return False
     with open_session(settings) as session:

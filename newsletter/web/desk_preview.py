@@ -25,15 +25,7 @@ from newsletter.message import compose, personalize, sender_domain
 from newsletter.models import Delivery
 from newsletter.outbox import write_single
 from newsletter.render import UNSUBSCRIBE_MARK, IssueInfo, RenderedIssue, french_date
-from newsletter.send import (
-    Pacer,
-    Relay,
-    RelayError,
-    _Run,
-    _send_lock,
-    dkim_signer,
-    parse_smtp_url,
-)
+from newsletter.send import RelayError, send_outbox
 from newsletter.subscribers import InvalidAddress, normalise_email
 from newsletter.web import auth
 from newsletter.web.desk import KIND_LABELS, Desk, desk_of, flash
@@ -195,33 +187,17 @@ def test_message(desk: Desk, preview: Preview, address: str, key: str) -> tuple[
 
 
 def send_one(desk: Desk, delivery_id: int) -> str:
-    """Hand one queued message to the relay, as `send_outbox` would, and nothing else.
-
-    `send_outbox` sends every queued message; a test must not take the week's issue along.
-    Returns sent, skipped, failed, deferred or already (sent before); RelayError if the
-    relay cannot be used.
-    """
-    settings = desk.settings
-    with open_session(settings) as session, _send_lock(settings):
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None or delivery.status != "queued":
-            return "already"
-        from email.utils import parseaddr
-
-        run = _Run(
-            session,
-            settings,
-            desk.clock,
-            Relay(parse_smtp_url(settings.smtp_url), settings.smtp_timeout),
-            Pacer(0),
-            desk.retry_sleep,
-            dkim_signer(settings),
-            parseaddr(settings.from_address)[1],
+    """Hand one queued message to the relay through `send_outbox`, and nothing else (a test
+    must not take the week's issue along). Returns sent, skipped, failed, deferred or
+    already (sent before); RelayError if the relay cannot be used."""
+    with open_session(desk.settings) as session:
+        report = send_outbox(
+            session, desk.settings, desk.clock, rate=0, sleep=desk.retry_sleep, only=[delivery_id]
         )
-        try:
-            return run.deliver(delivery)
-        finally:
-            run.relay.close()
+    for outcome in ("sent", "skipped", "failed", "deferred"):
+        if getattr(report, outcome):
+            return outcome
+    return "already"
 
 
 def _send_test(desk: Desk, thursday: date, address: str, key: str) -> tuple[str, str]:
