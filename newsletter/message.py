@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import hmac
 import html
 import re
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from functools import lru_cache
 from newsletter.config import Settings
 from newsletter.errors import ContentError
 from newsletter.render import UNSUBSCRIBE_MARK, RenderedIssue
-from newsletter.tokens import sign
+from newsletter.tokens import mac, sign
 
 CRLF = b"\r\n"
 LIST_NAME = "Les Jeudis de l'ODD 17"
@@ -35,9 +34,11 @@ _FOLD = policy.SMTP.clone(max_line_length=78, refold_source="all")
 
 @dataclass(frozen=True)
 class _Splice:
-    """A body line holding UNSUBSCRIBE_MARK: encoded per recipient, escaped in the HTML part."""
+    """Where UNSUBSCRIBE_MARK stood: the recipient's URL goes here, escaped in the HTML part.
 
-    line: str
+    The text around it is pre-encoded and ends in a soft line break, so only the URL itself
+    is encoded per recipient (QP soft breaks vanish when decoded)."""
+
     html: bool
 
 
@@ -70,20 +71,38 @@ def _lines(text: str) -> list[str]:
 
 
 def _encode_part(text: str, *, html_part: bool) -> list[bytes | _Splice]:
-    """Pre-encode runs of plain lines into single chunks; keep mark lines apart."""
+    """Pre-encode everything but the marks: runs of plain lines as single chunks, and the text
+    around each mark as chunks ending in a soft line break."""
     out: list[bytes | _Splice] = []
     run: list[str] = []
     for line in _lines(text):
-        if UNSUBSCRIBE_MARK in line:
-            if run:
-                out.append(_qp("\r\n".join(run) + "\r\n"))
-                run = []
-            out.append(_Splice(line, html_part))
-        else:
+        if UNSUBSCRIBE_MARK not in line:
             run.append(line)
+            continue
+        if run:
+            out.append(_qp("\r\n".join(run) + "\r\n"))
+            run = []
+        *pieces, last = line.split(UNSUBSCRIBE_MARK)
+        for piece in pieces:
+            out += [_soft_break(piece), _Splice(html_part)]
+        out.append(_qp(last + "\r\n"))
     if run:
         out.append(_qp("\r\n".join(run) + "\r\n"))
     return out
+
+
+def _soft_break(text: str) -> bytes:
+    """Quoted-printable for text with no line break of its own, ended by a soft line break;
+    every line stays within 76 characters and no =XX escape is split."""
+    # Without a CRLF in its input b2a_qp breaks soft lines with a bare LF: make them CRLF.
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"=\n", b"=\r\n")
+    head, _, last = encoded.rpartition(b"\r\n")
+    if len(last) > 75:
+        cut = 75
+        while b"=" in last[cut - 2 : cut]:
+            cut -= 1
+        last = last[:cut] + b"=\r\n" + last[cut:]
+    return (head + b"\r\n" if head else b"") + last + b"=\r\n"
 
 
 def _boundary(issue_week: str, rendered: RenderedIssue) -> str:
@@ -162,6 +181,29 @@ def personalize(
     unsubscribe_mailto: str,
 ) -> bytes:
     """The complete message for one recipient, CRLF line endings, ready for SMTP."""
+    return b"".join(
+        personalized_chunks(
+            template,
+            recipient_email=recipient_email,
+            recipient_name=recipient_name,
+            message_id=message_id,
+            unsubscribe_url=unsubscribe_url,
+            unsubscribe_mailto=unsubscribe_mailto,
+        )
+    )
+
+
+def personalized_chunks(
+    template: MessageTemplate,
+    *,
+    recipient_email: str,
+    recipient_name: str,
+    message_id: str,
+    unsubscribe_url: str,
+    unsubscribe_mailto: str,
+) -> list[bytes]:
+    """The same message as a list of byte chunks, mostly the template's own: the outbox hands
+    them to os.writev, so the large shared chunks are never copied per recipient in Python."""
     escaped = html.escape(unsubscribe_url, quote=True)
     parts = [
         template.head,
@@ -175,9 +217,8 @@ def personalize(
         if isinstance(chunk, bytes):
             parts.append(chunk)
         else:
-            url = escaped if chunk.html else unsubscribe_url
-            parts.append(_qp(chunk.line.replace(UNSUBSCRIBE_MARK, url) + "\r\n"))
-    return b"".join(parts)
+            parts.append(_soft_break(escaped if chunk.html else unsubscribe_url))
+    return parts
 
 
 def for_subscriber(
@@ -189,11 +230,11 @@ def for_subscriber(
     subscriber_id: int,
     email: str,
     name: str,
-) -> tuple[str, bytes]:
-    """(Message-ID, message bytes) for one subscriber: signed unsubscribe links spliced in."""
+) -> tuple[str, list[bytes]]:
+    """(Message-ID, message chunks) for one subscriber: signed unsubscribe links spliced in."""
     token = sign(secret, "unsubscribe", subscriber_id, email)
     message_id = message_id_for(issue_week, subscriber_id, sender_domain(settings), secret=secret)
-    data = personalize(
+    data = personalized_chunks(
         template,
         recipient_email=email,
         recipient_name=name,
@@ -277,8 +318,8 @@ def to_header(name: str, email: str) -> bytes:
 
 def message_id_for(issue_week: str, subscriber_id: int, domain: str, *, secret: bytes = b"") -> str:
     """Deterministic per (issue, subscriber): a rebuild can never mint a second, different id."""
-    digest = hmac.new(secret, f"{issue_week}:{subscriber_id}".encode(), hashlib.sha256)
-    return f"<{issue_week}.{subscriber_id}.{digest.hexdigest()[:12]}@{domain}>"
+    digest = mac(secret, f"{issue_week}:{subscriber_id}".encode())
+    return f"<{issue_week}.{subscriber_id}.{digest.hex()[:12]}@{domain}>"
 
 
 def sender_domain(settings: Settings) -> str:

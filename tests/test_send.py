@@ -22,7 +22,8 @@ from newsletter import subscribers
 from newsletter.db import open_session
 from newsletter.errors import JeudisError, SettingsError
 from newsletter.models import Delivery, Subscriber
-from newsletter.send import RelayError, classify, parse_smtp_url, send_outbox
+from newsletter.relay import classify, parse_smtp_url
+from newsletter.send import RelayError, send_outbox
 
 REPO = Path(__file__).parent.parent
 SENDER = "jeudis@lerameau.example.org"
