@@ -189,3 +189,13 @@ def test_each_build_refreshes_the_archive_index_and_feed(tmp_path):
     assert {"2026-W48/", "2026-W49/"} <= {h.split("archive/")[-1] for h in links if h}
     feed = feedparser.parse((archive / "feed.atom").read_bytes())
     assert not feed.bozo and len(feed.entries) == 2
+
+
+def test_the_build_leaves_sqlite_fully_synchronous(tmp_path):
+    # The outbox relaxes fsyncs between its batches; later commits must be durable again.
+    settings = instance(tmp_path)
+    clock = lambda: datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # noqa: E731
+    with open_session(settings) as session:
+        build_issue(session, settings, datetime(2026, 11, 26).date(), clock)
+        level = session.connection().exec_driver_sql("PRAGMA synchronous").scalar()
+    assert level == 2  # FULL
