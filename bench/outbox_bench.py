@@ -54,6 +54,7 @@ from newsletter.message import (  # noqa: E402
 from newsletter.models import ContentItem, Delivery, Issue, Subscriber  # noqa: E402
 from newsletter.outbox import message_date, write_issue_outbox  # noqa: E402
 from newsletter.pick import Selection  # noqa: E402
+from newsletter.queue import ItemFields  # noqa: E402
 from newsletter.render import (  # noqa: E402
     BRAND,
     EMAIL_TEMPLATE,
@@ -78,15 +79,10 @@ LAST = ["Lefèvre", "Dupont", "Çelik", "Martin", "Bérard", "Nguyen", "Moreau",
 
 
 @dataclass(frozen=True)
-class Item:
-    kind: str
-    title: str
-    url: str
-    summary: str
-    body: str
-    image_url: str | None
-    image_alt: str | None
-    source_name: str | None
+class Item(ItemFields):
+    """An item as render() reads it: the editor's fields and, from a feed, its source."""
+
+    source_name: str | None = None
 
 
 def selection() -> Selection:

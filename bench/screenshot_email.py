@@ -16,6 +16,7 @@ from playwright.sync_api import sync_playwright
 
 from newsletter.config import Settings
 from newsletter.pick import Selection
+from newsletter.queue import ItemFields
 from newsletter.render import IssueInfo, RenderedIssue, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,14 +31,9 @@ CHROMIUM_ARGS = [
 
 
 @dataclass(frozen=True)
-class SampleItem:
-    kind: str
-    title: str
-    url: str
-    summary: str = ""
-    body: str = ""
-    image_url: str | None = None
-    image_alt: str | None = None
+class SampleItem(ItemFields):
+    """An item as render() reads it: the editor's fields and, from a feed, its source."""
+
     source_name: str | None = None
 
 

@@ -10,7 +10,7 @@ CONTRACT (other modules rely on it):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -212,3 +212,18 @@ def template_environment(templates_dir: Path) -> Environment:
 def _compile(mjml: str) -> str:
     # fonts={}: no web-font <link> to Google; the template uses system fonts only.
     return mjml2html(mjml, disable_comments=True, fonts={})
+
+
+def preview_link(settings: Settings) -> str:
+    """What stands for a reader's own unsubscribe link in a preview or a test: the sign-up page."""
+    return f"{settings.base_url.rstrip('/')}/subscribe"
+
+
+def as_preview(rendered: RenderedIssue, settings: Settings) -> RenderedIssue:
+    """The issue exactly as subscribers get it, with the sample link where theirs would go."""
+    sample = preview_link(settings)
+    return replace(
+        rendered,
+        html=rendered.html.replace(UNSUBSCRIBE_MARK, sample),
+        text=rendered.text.replace(UNSUBSCRIBE_MARK, sample),
+    )

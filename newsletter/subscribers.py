@@ -25,6 +25,7 @@ from newsletter import tokens
 from newsletter.config import Settings
 from newsletter.errors import ConflictError, InputError, NotFoundError
 from newsletter.message import compose_simple, sender_domain
+from newsletter.message import unsubscribe_url as message_unsubscribe_url
 from newsletter.models import SUBSCRIBER_STATUSES, Delivery, Subscriber
 from newsletter.outbox import write_single
 from newsletter.weeks import Clock
@@ -283,7 +284,7 @@ def confirm_url(settings: Settings, subscriber: Subscriber) -> str:
 def unsubscribe_url(settings: Settings, subscriber: Subscriber) -> str:
     """The personal one-click unsubscribe link (also the List-Unsubscribe HTTPS URL)."""
     token = tokens.sign(settings.secret_key(), "unsubscribe", subscriber.id, subscriber.email)
-    return f"{settings.base_url.rstrip('/')}/unsubscribe/{token}"
+    return message_unsubscribe_url(settings, token)
 
 
 def confirmation_message(

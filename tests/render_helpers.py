@@ -9,6 +9,7 @@ import lxml.html
 
 from newsletter.config import PROJECT_ROOT, Settings
 from newsletter.pick import Selection
+from newsletter.queue import ItemFields
 from newsletter.render import IssueInfo, RenderedIssue, render
 
 THURSDAY = date(2026, 11, 26)
@@ -19,16 +20,9 @@ DANGEROUS_SCHEMES = ("javascript:", "data:", "vbscript:")
 
 
 @dataclass(frozen=True)
-class Item:
-    """The fields render() reads from a chosen item (a ContentItem has the same ones)."""
+class Item(ItemFields):
+    """An item as render() reads it: the editor's fields and, from a feed, its source."""
 
-    kind: str
-    title: str
-    url: str
-    summary: str = ""
-    body: str = ""
-    image_url: str | None = None
-    image_alt: str | None = None
     source_name: str | None = None
 
 

@@ -9,12 +9,12 @@ import click
 from newsletter import subscribers
 from newsletter.build import build_issue, render_recorded
 from newsletter.cli import App, pass_app
-from newsletter.cli.pipeline import _echo_build, today
+from newsletter.cli.pipeline import echo_build, today
 from newsletter.config import PROJECT_ROOT
 from newsletter.content import import_content
 from newsletter.db import open_session
 from newsletter.files import write_atomic
-from newsletter.render import UNSUBSCRIBE_MARK
+from newsletter.render import as_preview
 from newsletter.weeks import upcoming_thursday
 
 SAMPLE_CONTENT = PROJECT_ROOT / "content"
@@ -43,12 +43,12 @@ def demo(app: App, content: Path) -> None:
             f"readers: {readers.added} added, {readers.unchanged + readers.updated} already there"
         )
         report = build_issue(session, settings, upcoming_thursday(today(app)), app.clock)
-    _echo_build(report)
+    echo_build(report)
     first = min(report.outbox_dir.glob("*.eml"), default=None)
     email_html = settings.home / "preview" / f"{report.issue.week_key}-email.html"
     with open_session(settings) as session:
         rendered = render_recorded(session, settings, report.issue)
-    write_atomic(email_html, rendered.html.replace(UNSUBSCRIBE_MARK, "#"))
+    write_atomic(email_html, as_preview(rendered, settings).html)
     click.echo(f"email:    {email_html.resolve()}")
     if first:
         click.echo(f"message:  {first.resolve()}")

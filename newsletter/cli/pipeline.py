@@ -14,10 +14,9 @@ from newsletter.build import BuildReport, build_issue, calendar, preview_issue
 from newsletter.cli import App, pass_app
 from newsletter.content import import_content
 from newsletter.db import open_session
-from newsletter.errors import InputError
 from newsletter.files import write_atomic
 from newsletter.models import KINDS
-from newsletter.render import UNSUBSCRIBE_MARK
+from newsletter.render import as_preview
 from newsletter.weeks import parse_date, upcoming_thursday
 
 RUNWAY_WARNING_WEEKS = 3
@@ -148,16 +147,17 @@ def preview(app: App, day: str | None, out: Path | None, text_out: Path | None) 
     settings = app.settings
     with open_session(settings) as session:
         info, _, rendered = preview_issue(session, settings, _thursday_option(app, day), today(app))
-    sample = f"{settings.base_url.rstrip('/')}/subscribe"  # no personal link in a preview
+    shown = as_preview(rendered, settings)  # no personal link in a preview
     out = out or settings.home / "preview" / f"{info.week_key}.html"
-    write_atomic(out, rendered.html.replace(UNSUBSCRIBE_MARK, sample))
+    write_atomic(out, shown.html)
     if text_out:
-        write_atomic(text_out, rendered.text.replace(UNSUBSCRIBE_MARK, sample))
+        write_atomic(text_out, shown.text)
     click.echo(f"n°{info.number} of {info.thursday} ({info.week_key}): {rendered.subject}")
     click.echo(f"html: {out}")
 
 
-def _echo_build(report: BuildReport) -> None:
+def echo_build(report: BuildReport) -> None:
+    """What `build` and `demo` print: what was done, and where the files are."""
     issue = report.issue
     if report.already_complete:
         click.echo(
@@ -184,12 +184,7 @@ def build(app: App, day: str | None) -> None:
     """
     with open_session(app.settings) as session:
         report = build_issue(session, app.settings, _thursday_option(app, day), app.clock)
-    _echo_build(report)
-
-
-def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
+    echo_build(report)
 
 
 COMMANDS = [init, import_, plan_, preview, build]

@@ -18,7 +18,6 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.config import Settings
-from newsletter.db import engine_for
 from newsletter.weeks import Clock, system_clock
 
 ROUTE_GROUPS: tuple[str, ...] = ("newsletter.web.subscription", "newsletter.web.desk")
@@ -33,11 +32,6 @@ SAFE_HEADERS = {
 def web_templates(settings: Settings) -> Jinja2Templates:
     """Templates under templates/web/ (base.html and one folder per route group)."""
     return Jinja2Templates(directory=str(settings.templates_dir / "web"))
-
-
-def open_database(settings: Settings):
-    """One engine for the app's life, on an up-to-date schema (shared with the services)."""
-    return engine_for(settings)
 
 
 class SafeHeaders:

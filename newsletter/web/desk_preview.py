@@ -24,7 +24,7 @@ from newsletter.errors import JeudisError, QueueDryError
 from newsletter.message import compose, personalize, sender_domain
 from newsletter.models import Delivery
 from newsletter.outbox import write_single
-from newsletter.render import UNSUBSCRIBE_MARK, IssueInfo, RenderedIssue, french_date
+from newsletter.render import IssueInfo, RenderedIssue, as_preview, french_date, preview_link
 from newsletter.send import RelayError, send_outbox
 from newsletter.subscribers import InvalidAddress, normalise_email
 from newsletter.web import auth
@@ -53,7 +53,7 @@ class Preview:
 
 def sample_link(desk: Desk) -> str:
     """What stands for the reader's unsubscribe link in a preview or a test."""
-    return f"{desk.settings.base_url.rstrip('/')}/subscribe"
+    return preview_link(desk.settings)
 
 
 def chosen_thursday(request: Request, desk: Desk) -> date:
@@ -99,14 +99,8 @@ def render_preview(desk: Desk, thursday: date) -> Preview:
             problem="Le rendu du courriel a échoué (modèle en cours de modification ?).",
             detail=f"{type(exc).__name__}: {exc}",
         )
-    sample = sample_link(desk)
-    return Preview(
-        thursday,
-        info,
-        rendered,
-        html=rendered.html.replace(UNSUBSCRIBE_MARK, sample),
-        text=rendered.text.replace(UNSUBSCRIBE_MARK, sample),
-    )
+    shown = as_preview(rendered, desk.settings)
+    return Preview(thursday, info, rendered, html=shown.html, text=shown.text)
 
 
 def _picker(desk: Desk, selected: date) -> list[dict]:

@@ -17,9 +17,10 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter import subscribers
 from newsletter.config import Settings
+from newsletter.db import engine_for
 from newsletter.subscribers import InvalidAddress
 from newsletter.tokens import BadToken
-from newsletter.web import open_database, web_templates
+from newsletter.web import web_templates
 from newsletter.weeks import Clock
 
 CSP = (
@@ -35,7 +36,7 @@ class Subscription:
     def __init__(self, settings: Settings, clock: Clock):
         self.settings, self.clock = settings, clock
         self.templates = web_templates(settings)
-        self.engine = open_database(settings)
+        self.engine = engine_for(settings)
 
     def page(self, request: Request, template: str, status_code: int = 200, **context) -> Response:
         context.setdefault("contact", self.settings.reply_to or self.settings.unsubscribe_mailto)
