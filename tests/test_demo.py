@@ -40,6 +40,4 @@ def test_demo_builds_this_weeks_issue_in_var_and_is_idempotent(tmp_path):
     assert "3 already there" in second.stdout
     # Nothing is written outside JEUDIS_HOME (./var by default).
     assert [p.name for p in tmp_path.iterdir()] == ["var"]
-    assert {"jeudis.db", "outbox", "secret.key"} <= {
-        p.name for p in (tmp_path / "var").iterdir()
-    }
+    assert {"jeudis.db", "outbox", "secret.key"} <= {p.name for p in (tmp_path / "var").iterdir()}
