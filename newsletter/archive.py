@@ -9,6 +9,7 @@ that writes files (`jeudis publish`), and `newsletter.web.archive` serves the sa
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,11 +204,18 @@ def publish_site(
             rendered = render_recorded(session, settings, issue)
             pages.append(publish_issue(settings, issue.week_key, rendered, out_dir))
         else:
-            issue_page_path(settings, issue.week_key, out_dir).unlink(missing_ok=True)
+            _unpublish(issue_page_path(settings, issue.week_key, out_dir))
         if progress is not None:
             progress(done)
     report = publish_archive(session, settings, now, out_dir)
     return SiteReport(report.root, pages, report.index, report.feed)
+
+
+def _unpublish(page: Path) -> None:
+    """Remove a page published before its time (by an older version), and its folder."""
+    page.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty, or already gone: leave it
+        page.parent.rmdir()
 
 
 REDIRECT = """<!doctype html>
