@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import feedparser
 import lxml.html
-from conftest import FixedClock
 from jeudis_cli import MONDAY, REPO, run
 
 from newsletter.config import load_settings
@@ -44,9 +43,10 @@ def two_homes(tmp_path):
     return settings, load_settings(other_env), other_env
 
 
-def test_an_issue_built_on_monday_is_public_at_thursday_8am_on_every_machine(tmp_path, live_app):
+def test_an_issue_built_on_monday_is_public_at_thursday_8am_on_every_machine(
+    tmp_path, live_app, clock
+):
     settings, other, _ = two_homes(tmp_path)
-    clock = FixedClock(MONDAY)
     servers = [live_app(create_app(s, clock)) for s in (settings, other)]
     for now in (MONDAY, BEFORE):
         clock.now = now

@@ -16,7 +16,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from newsletter.archive import (
-    REDIRECT,
     archive_entries,
     is_public,
     render_feed,
@@ -105,11 +104,10 @@ def _not_found() -> Response:
 def routes(settings: Settings, clock: Clock) -> list[BaseRoute]:
     archive = Archive(settings, clock)
 
-    async def front_door(_request: Request) -> Response:
-        return _html(REDIRECT)
+    async def to_index(_request: Request) -> Response:
+        return RedirectResponse("/archive/", status_code=301)
 
     return [
-        Route("/archive", lambda r: RedirectResponse("/archive/", status_code=301)),
+        Route("/archive", to_index),
         Route("/archive/{rest:path}", archive.serve, name="archive"),
-        Route("/", front_door, name="front-door"),
     ]
