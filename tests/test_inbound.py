@@ -1,0 +1,217 @@
+"""`jeudis inbound` on real sample messages: each does exactly what it should, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from returns_helpers import READERS, RETURNS, inbound, render
+from sqlmodel import select
+
+from newsletter import subscribers
+from newsletter.db import open_session
+from newsletter.models import ContentItem, Delivery, InboundMessage, Issue, Subscriber
+
+# fixture -> (kind, {reader: new status}); every other reader must stay as it was.
+CASES = {
+    "postfix_hard_dsn.eml": ("hard_bounce", {"alice@example.net": "bounced"}),
+    "gmail_hard_dsn.eml": ("hard_bounce", {"bob@example.org": "bounced"}),
+    "outlook_hard_dsn_mangled_verp.eml": ("hard_bounce", {"carol@example.com": "bounced"}),
+    "qmail_hard_bounce_nonstandard.eml": ("hard_bounce", {"carol@example.com": "bounced"}),
+    "postfix_soft_dsn_mailbox_full.eml": ("soft_bounce", {}),
+    "gmail_soft_dsn_delay.eml": ("soft_bounce", {}),
+    "yahoo_arf_complaint.eml": ("complaint", {"erin@example.net": "unsubscribed"}),
+    "outlook_arf_complaint_redacted.eml": ("complaint", {"alice@example.net": "unsubscribed"}),
+    "gmail_mailto_unsubscribe.eml": ("unsubscribe", {"bob@example.org": "unsubscribed"}),
+    "outlook_mailto_unsubscribe_plus_address.eml": (
+        "unsubscribe",
+        {"carol@example.com": "unsubscribed"},
+    ),
+    "gmail_vacation_reply.eml": ("auto_reply", {}),
+    "outlook_automatic_reply.eml": ("auto_reply", {}),
+    "garbage.eml": ("unreadable", {}),
+    "broken_report_no_boundary.eml": ("unreadable", {}),
+    "forged_token_unsubscribe.eml": ("forged", {}),
+    "forged_verp_dsn.eml": ("forged", {}),
+    "human_reply.eml": ("other", {}),
+}
+KEPT = {"unreadable", "forged", "other"}
+
+
+@pytest.fixture
+def ids(home, clock) -> dict[str, int]:
+    with open_session(home.settings) as session:
+        return {email: subscribers.add(session, clock, email).subscriber.id for email in READERS}
+
+
+def states(home) -> dict[str, tuple[str, str | None]]:
+    with open_session(home.settings) as session:
+        rows = session.exec(select(Subscriber))
+        return {row.email: (row.status, row.status_reason) for row in rows}
+
+
+def test_every_sample_is_covered():
+    assert sorted(p.name for p in RETURNS.iterdir()) == sorted(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_sample_does_exactly_what_it_should(home, ids, name):
+    kind, expected = CASES[name]
+    raw = render(name, home.settings, ids)
+    before = states(home)
+
+    result = inbound(home.path, stdin=raw)
+    assert result.exit_code == 0, result.output
+    after = states(home)
+    changed = {email: after[email][0] for email in after if after[email] != before[email]}
+    assert changed == expected
+    for email in expected:
+        assert after[email][1], f"{email}: no reason recorded"
+    with open_session(home.settings) as session:
+        (row,) = session.exec(select(InboundMessage)).all()
+    assert row.kind == kind
+    assert (row.raw == raw) == (kind in KEPT), "kept messages keep their bytes, others do not"
+
+    again = inbound(home.path, stdin=raw)
+    assert again.exit_code == 0 and "already read: 1" in again.output
+    assert states(home) == after
+    with open_session(home.settings) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 1
+
+
+def test_a_hard_bounce_names_the_diagnostic_and_the_list_shows_why(home, ids):
+    inbound(home.path, stdin=render("gmail_hard_dsn.eml", home.settings, ids))
+    status, reason = states(home)["bob@example.org"]
+    assert status == "bounced"
+    assert "5.1.1" in reason and "does not exist" in reason
+    with open_session(home.settings) as session:
+        assert session.get(Subscriber, ids["bob@example.org"]).bounced_at is not None
+
+
+def test_a_mailto_unsubscribe_queues_one_french_confirmation(home, ids):
+    raw = render("gmail_mailto_unsubscribe.eml", home.settings, ids)
+    inbound(home.path, stdin=raw)
+    inbound(home.path, stdin=raw)
+    with open_session(home.settings) as session:
+        (goodbye,) = session.exec(select(Delivery).where(Delivery.purpose == "goodbye")).all()
+    assert goodbye.recipient == "bob@example.org" and goodbye.status == "queued"
+    text = (home.path / goodbye.path).read_bytes().decode()
+    assert "désinscription" in text.lower() or "d=C3=A9sinscription" in text
+    assert "Auto-Submitted: auto-replied" in text
+
+
+def test_a_complaint_is_recorded_and_gets_no_mail(home, ids):
+    inbound(home.path, stdin=render("yahoo_arf_complaint.eml", home.settings, ids))
+    with open_session(home.settings) as session:
+        assert session.exec(select(Delivery)).all() == []
+        (row,) = session.exec(select(InboundMessage)).all()
+    assert (row.kind, row.subscriber_id, row.week_key) == (
+        "complaint",
+        ids["erin@example.net"],
+        "2026-W48",
+    )
+    assert "complaint (abuse) on 2026-W48" in states(home)["erin@example.net"][1]
+
+
+def test_a_forged_token_changes_nobody_even_when_the_report_names_a_reader(home, ids):
+    # The forged DSN's Final-Recipient is alice: the VERP signature that fails wins.
+    for name in ("forged_verp_dsn.eml", "forged_token_unsubscribe.eml"):
+        inbound(home.path, stdin=render(name, home.settings, ids))
+    assert {status for status, _ in states(home).values()} == {"active"}
+
+
+def test_unreadable_messages_are_reported_by_message_id_and_kept(home, ids):
+    for name in ("broken_report_no_boundary.eml", "garbage.eml", "human_reply.eml"):
+        result = inbound(home.path, stdin=render(name, home.settings, ids))
+        assert result.exit_code == 0
+    report = inbound(home.path, "--report")
+    assert report.exit_code == 0
+    assert "kept for a person: 3" in report.output
+    assert "<broken-report-1@mx.example.com>" in report.output
+    assert "(no Message-ID)" in report.output  # the garbage
+    assert "<human-reply-1@example.net>" in report.output
+
+
+def test_an_empty_stdin_is_bad_input(home):
+    result = inbound(home.path, stdin=b"")
+    assert result.exit_code == 2
+    assert "standard input is empty" in result.output
+
+
+def test_a_maildir_is_read_and_its_messages_moved(home, ids, tmp_path):
+    box = tmp_path / "returns"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    names = ["postfix_hard_dsn.eml", "gmail_vacation_reply.eml", "human_reply.eml"]
+    for n, name in enumerate(names):
+        (box / "new" / f"17000000{n}.M1P1.host").write_bytes(render(name, home.settings, ids))
+
+    result = inbound(home.path, "--maildir", str(box))
+    assert result.exit_code == 0, result.output
+    assert list((box / "new").iterdir()) == []
+    flags = sorted(p.name.rpartition(",")[2] for p in (box / "cur").iterdir())
+    assert flags == ["F", "S", "S"]  # the one kept for a person stays unread, flagged
+    assert states(home)["alice@example.net"][0] == "bounced"
+
+    # A copy delivered again (new bytes, same Message-ID) changes nothing.
+    again = b"Delivered-To: other@example.org\n" + render(names[0], home.settings, ids)
+    (box / "new" / "1800000000.M1P1.host").write_bytes(again)
+    result = inbound(home.path, "--maildir", str(box))
+    assert "already read: 1" in result.output
+
+
+def test_not_a_maildir_is_bad_input(home, tmp_path):
+    result = inbound(home.path, "--maildir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "not a Maildir" in result.output
+
+
+def test_soft_bounces_on_three_consecutive_issues_bounce_the_reader(home, ids):
+    weeks = ["2026-w46", "2026-w47", "2026-w48"]
+    _issues_sent(home, weeks, ids)
+    dave, erin = "dave@example.fr", "erin@example.net"
+    for week in weeks:
+        inbound(
+            home.path, stdin=render("postfix_soft_dsn_mailbox_full.eml", home.settings, ids, week)
+        )
+    for week in ("2026-w46", "2026-w48"):  # a gap: erin's W47 arrived
+        inbound(home.path, stdin=render("gmail_soft_dsn_delay.eml", home.settings, ids, week))
+    after = states(home)
+    assert after[dave][0] == "bounced" and "3 consecutive issues" in after[dave][1]
+    assert after[erin][0] == "active"
+
+
+def _issues_sent(home, weeks, ids):
+    """Issues, each with a sent delivery row for every reader."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with open_session(home.settings) as session:
+        item = ContentItem(
+            kind="news", title="T", url="https://a.example/", created_at=now, updated_at=now
+        )
+        session.add(item)
+        session.flush()
+        for n, week in enumerate(weeks, start=1):
+            issue = Issue(
+                week_key=week.upper(),
+                number=n,
+                thursday=date.fromisocalendar(2026, int(week[-2:]), 4),
+                news_id=item.id,
+                example_id=item.id,
+                tool_id=item.id,
+                built_at=now,
+            )
+            session.add(issue)
+            session.flush()
+            for email, sid in ids.items():
+                session.add(
+                    Delivery(
+                        issue_id=issue.id,
+                        subscriber_id=sid,
+                        recipient=email,
+                        path=f"outbox/{week}/{sid}.eml",
+                        message_id=f"<{week}.{sid}@x>",
+                        status="sent",
+                        created_at=now,
+                    )
+                )
+        session.commit()
