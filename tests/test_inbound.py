@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from jeudis_cli import run
 from returns_helpers import READERS, RETURNS, inbound, render
 from sqlmodel import select
 
@@ -215,3 +216,15 @@ def _issues_sent(home, weeks, ids):
                     )
                 )
         session.commit()
+
+
+def test_the_subscriber_list_says_why_and_when(home, ids):
+    inbound(home.path, stdin=render("postfix_hard_dsn.eml", home.settings, ids))
+    inbound(home.path, stdin=render("gmail_mailto_unsubscribe.eml", home.settings, ids))
+    bounced = run(home.path, "subscriber", "list", "--status", "bounced").output.splitlines()
+    assert len(bounced) == 1
+    email, status, _name, when, why = bounced[0].split("\t")
+    assert (email, status, when) == ("alice@example.net", "bounced", "2026-11-23 09:00")
+    assert why.startswith("hard bounce: 5.1.1 smtp; 550 5.1.1")
+    gone = run(home.path, "subscriber", "list", "--status", "unsubscribed").output
+    assert gone.split("\t")[-1].strip() == "unsubscribe request by mail"

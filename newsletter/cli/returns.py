@@ -12,6 +12,7 @@ from newsletter import returns
 from newsletter.cli import App, pass_app
 from newsletter.db import open_session
 from newsletter.errors import InputError
+from newsletter.returns import doctor
 from newsletter.weeks import parse_week_key
 
 
@@ -96,4 +97,20 @@ def stats(app: App, week: str | None, as_json: bool) -> None:
             click.echo(f"warning: {warning}", err=True)
 
 
-COMMANDS = [inbound, stats]
+@click.command("check")
+@pass_app
+def check(app: App) -> None:
+    """Deliverability doctor (no network): HTTPS links, the DKIM key, DMARC alignment;
+    prints the DNS records to publish. Exits 1 when something would hurt delivery."""
+    result = doctor.checkup(app.settings)
+    for finding in result.findings:
+        click.echo(f"{finding.level.upper():<4}  {finding.topic}: {finding.text}")
+    click.echo("\nDNS records to publish (a DMARC policy to start with: p=none, then tighten):")
+    for record in result.records:
+        click.echo(f"  {record}")
+    if result.failed:
+        click.echo("error: this configuration would hurt delivery (see FAIL above)", err=True)
+        sys.exit(1)
+
+
+COMMANDS = [inbound, stats, check]
