@@ -9,6 +9,7 @@ sender of that reader's issue), `{{TOKEN email}}` (the signed unsubscribe token)
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -57,10 +58,16 @@ def render(name: str, settings, ids: dict[str, int], week: str | None = None) ->
     return text.encode("latin-1")
 
 
-def inbound(home: Path, *args: str, stdin: bytes | None = None, env: dict | None = None) -> Result:
+def inbound(
+    home: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    env: dict | None = None,
+    now: datetime = MONDAY,
+) -> Result:
     """`jeudis inbound ARGS` on a JEUDIS_HOME, with a message on standard input."""
     environ = {"JEUDIS_HOME": str(home), **(env or {})}
-    app = App(clock=lambda: MONDAY, _settings=load_settings(environ))
+    app = App(clock=lambda: now, _settings=load_settings(environ))
     return CliRunner().invoke(
         main, ["inbound", *args], obj=app, env=environ, input=stdin, catch_exceptions=False
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import json
+from datetime import UTC, date, datetime, time
 
 import pytest
 from jeudis_cli import run
@@ -12,6 +13,7 @@ from sqlmodel import select
 from newsletter import subscribers
 from newsletter.db import open_session
 from newsletter.models import ContentItem, Delivery, InboundMessage, Issue, Subscriber
+from scheduler import make_scheduler
 
 # fixture -> (kind, {reader: new status}); every other reader must stay as it was.
 CASES = {
@@ -192,14 +194,16 @@ def _issues_sent(home, weeks, ids):
         session.add(item)
         session.flush()
         for n, week in enumerate(weeks, start=1):
+            thursday = date.fromisocalendar(2026, int(week[-2:]), 4)
             issue = Issue(
                 week_key=week.upper(),
                 number=n,
-                thursday=date.fromisocalendar(2026, int(week[-2:]), 4),
+                thursday=thursday,
                 news_id=item.id,
                 example_id=item.id,
                 tool_id=item.id,
                 built_at=now,
+                sent_at=datetime.combine(thursday, time(7), tzinfo=UTC),
             )
             session.add(issue)
             session.flush()
@@ -228,3 +232,56 @@ def test_the_subscriber_list_says_why_and_when(home, ids):
     assert why.startswith("hard bounce: 5.1.1 smtp; 550 5.1.1")
     gone = run(home.path, "subscriber", "list", "--status", "unsubscribed").output
     assert gone.split("\t")[-1].strip() == "unsubscribe request by mail"
+
+
+def test_stats_per_issue_with_rates_and_warnings(home, ids):
+    _issues_sent(home, ["2026-w46", "2026-w47", "2026-w48"], ids)
+    friday = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # the day after W48 left
+    for name in (
+        "postfix_hard_dsn.eml",
+        "postfix_soft_dsn_mailbox_full.eml",
+        "yahoo_arf_complaint.eml",
+        "gmail_mailto_unsubscribe.eml",
+        "gmail_vacation_reply.eml",
+    ):
+        inbound(home.path, stdin=render(name, home.settings, ids), now=friday)
+    rows = json.loads(run(home.path, "stats", "--json").output)
+    figures = {
+        row["week"]: (
+            row["recipients"],
+            row["sent"],
+            row["hard_bounces"],
+            row["soft_bounces"],
+            row["complaints"],
+            row["unsubscribes"],
+        )
+        for row in rows
+    }
+    assert figures == {
+        "2026-W46": (5, 5, 0, 0, 0, 0),
+        "2026-W47": (5, 5, 0, 0, 0, 0),
+        "2026-W48": (5, 5, 1, 1, 1, 2),  # unsubscribed: erin (complaint), bob (mailto)
+    }
+    w48 = rows[-1]
+    assert (w48["bounce_rate"], w48["complaint_rate"]) == (0.4, 0.2)
+    result = run(home.path, "stats", "--week", "2026-W48")
+    assert result.exit_code == 0
+    assert "complaint rate 20.00% is above 0.1 %" in result.output
+    assert "bounce rate 40.00% is above 2 %" in result.output
+    quiet = run(home.path, "stats", "--week", "2026-W47")
+    assert "warning" not in quiet.output
+    assert run(home.path, "stats", "--week", "2026-W12").exit_code == 2
+
+
+def test_the_scheduler_polls_the_configured_maildir(home, ids, tmp_path, clock):
+    box = tmp_path / "returns"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.M1P1.host").write_bytes(render("gmail_hard_dsn.eml", home.settings, ids))
+    settings = home.with_env(JEUDIS_INBOUND_MAILDIR=str(box), JEUDIS_INBOUND_POLL_MINUTES="3")
+    settings = settings.settings
+    job = make_scheduler(settings, clock).get_job("read-returns")
+    assert job.trigger.interval.total_seconds() == 180
+    job.func(*job.args)  # what the scheduler runs every 3 minutes
+    assert states(home)["bob@example.org"][0] == "bounced"
+    assert make_scheduler(home.settings, clock).get_job("read-returns") is None

@@ -9,7 +9,7 @@ doctor  the deliverability check (`jeudis check`)
 """
 
 from newsletter.returns.apply import Outcome, take_in
-from newsletter.returns.sources import Summary, read_imap, read_maildir, read_one
+from newsletter.returns.sources import Summary, poll, read_imap, read_maildir, read_one
 from newsletter.returns.stats import IssueStats, inbound_report, issue_stats
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Summary",
     "inbound_report",
     "issue_stats",
+    "poll",
     "read_imap",
     "read_maildir",
     "read_one",

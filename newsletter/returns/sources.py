@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import logging
 import os
 import re
 from collections import Counter
@@ -20,9 +21,12 @@ from urllib.parse import unquote, urlsplit
 from sqlmodel import Session
 
 from newsletter.config import Settings
+from newsletter.db import open_session
 from newsletter.errors import InputError, JeudisError
 from newsletter.returns.apply import Outcome, take_in
 from newsletter.weeks import Clock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -162,4 +166,21 @@ def read_imap(session: Session, settings: Settings, clock: Clock, url: str) -> S
     finally:
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
             client.logout()
+    return summary
+
+
+def poll(settings: Settings, clock: Clock) -> Summary | None:
+    """The scheduler's job: read the configured mailbox (inbound_maildir, inbound_imap_url)."""
+    if not (settings.inbound_maildir or settings.inbound_imap_url):
+        return None
+    try:
+        with open_session(settings) as session:
+            if settings.inbound_maildir:
+                summary = read_maildir(session, settings, clock, Path(settings.inbound_maildir))
+            else:
+                summary = read_imap(session, settings, clock, settings.inbound_imap_url)
+    except JeudisError as exc:
+        log.error("inbound: %s", exc)
+        return None
+    log.info("inbound: %s", summary.line())
     return summary
