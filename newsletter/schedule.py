@@ -18,11 +18,19 @@ from newsletter.db import open_session
 from newsletter.errors import CalendarError, JeudisError
 from newsletter.feed_service import fetch_all
 from newsletter.locks import instance_lock
+from newsletter.returns import poll as poll_returns
 from newsletter.send import send_outbox
 from newsletter.timetable import due_thursday, send_moment
 from newsletter.weeks import Clock
 
-__all__ = ["due_thursday", "run_feeds", "run_send", "run_weekly", "send_moment"]
+__all__ = [
+    "due_thursday",
+    "run_feeds",
+    "run_returns",
+    "run_send",
+    "run_weekly",
+    "send_moment",
+]
 
 log = logging.getLogger("jeudis.scheduler")
 
@@ -93,3 +101,8 @@ def _send(settings: Settings, clock: Clock) -> None:
         log.info("send: %s", report.summary())
     except JeudisError as exc:
         log.error("send failed: %s", exc)
+
+
+def run_returns(settings: Settings, clock: Clock) -> object | None:
+    """The inbound job: read bounces, complaints and mailto unsubscribes from the mailbox."""
+    return as_leader(settings, "read-returns", lambda: poll_returns(settings, clock))

@@ -19,7 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from newsletter.config import Settings
-from newsletter.schedule import run_feeds, run_send, run_weekly
+from newsletter.schedule import run_feeds, run_returns, run_send, run_weekly
 from newsletter.weeks import Clock, system_clock, week_key
 
 WEEK = 7 * 24 * 3600
@@ -60,6 +60,15 @@ def make_scheduler(settings: Settings, clock: Clock = system_clock, **kwargs) ->
             IntervalTrigger(minutes=SEND_EVERY_MINUTES),
             args=[settings, clock],
             id="send-outbox",
+            coalesce=True,
+            max_instances=1,
+        )
+    if settings.inbound_maildir or settings.inbound_imap_url:  # bounces, complaints, mailto
+        scheduler.add_job(
+            run_returns,
+            IntervalTrigger(minutes=settings.inbound_poll_minutes),
+            args=[settings, clock],
+            id="read-returns",
             coalesce=True,
             max_instances=1,
         )

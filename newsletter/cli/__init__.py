@@ -67,6 +67,7 @@ def _register() -> None:
         items,
         pipeline,
         publish,
+        returns,
         scheduler,
         subscribers,
         web,
@@ -82,6 +83,7 @@ def _register() -> None:
         desk,
         publish,
         demo,
+        returns,
         scheduler,
     ):
         for command in module.COMMANDS:
