@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from sqlmodel import select
 
 from newsletter.db import open_session
 from newsletter.models import Delivery, InboundMessage, Subscriber
+from newsletter.returns import take_in
 from scheduler import make_scheduler
 
 # fixture -> (kind, {reader: new status}); every other reader must stay as it was.
@@ -245,3 +247,25 @@ def test_the_scheduler_polls_the_configured_maildir(home, ids, tmp_path, clock):
     job.func(*job.args)  # what the scheduler runs every 3 minutes
     assert states(home)["bob@example.org"][0] == "bounced"
     assert make_scheduler(home.settings, clock).get_job("read-returns") is None
+
+
+def test_two_readers_of_the_same_message_at_once_act_once(home, ids, clock):
+    raw = render("postfix_hard_dsn.eml", home.settings, ids)
+    settings = home.settings
+    start = threading.Barrier(4)
+    outcomes = []
+
+    def read_it():
+        with open_session(settings) as session:
+            start.wait()
+            outcomes.append(take_in(session, settings, clock, raw, "test"))
+
+    threads = [threading.Thread(target=read_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(o.duplicate for o in outcomes) == [False, True, True, True]
+    assert [o.changed for o in outcomes if not o.duplicate] == ["bounced"]
+    with open_session(settings) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 1
