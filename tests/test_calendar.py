@@ -135,3 +135,12 @@ def test_the_scheduler_says_what_it_will_do(tmp_path):
 def test_jeudis_scheduler_is_a_command(tmp_path):
     result = run(tmp_path, "scheduler", "--help")
     assert result.exit_code == 0 and "Thursday" in result.stdout
+
+
+def test_the_thursday_job_refreshes_the_static_site_at_the_send_time(tmp_path):
+    settings = instance(tmp_path)
+    assert run(tmp_path, "build", now=MONDAY).exit_code == 0
+    page = settings.archive_dir / "archive" / "2026-W48" / "index.html"
+    assert not page.exists()
+    report = run_weekly(settings, lambda: datetime(2026, 11, 26, 7, 0, tzinfo=UTC))
+    assert report.already_complete and page.exists()
