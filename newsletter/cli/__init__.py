@@ -63,6 +63,7 @@ def _register() -> None:
         delivery,
         demo,
         desk,
+        editors,
         feeds,
         items,
         pipeline,
@@ -71,7 +72,18 @@ def _register() -> None:
         web,
     )
 
-    for module in (items, pipeline, subscribers, feeds, delivery, web, desk, publish, demo):
+    for module in (
+        items,
+        pipeline,
+        subscribers,
+        feeds,
+        delivery,
+        web,
+        desk,
+        publish,
+        demo,
+        editors,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 
