@@ -45,12 +45,12 @@ def wait_after(failures: int, policy: Policy) -> timedelta:
     return min(timedelta(seconds=2 ** (failures - policy.free + 1)), BACKOFF_CAP)
 
 
-@dataclass(frozen=True)
 class Throttled(Exception):
     """Too many failures: wait `wait` (a lock when `locked`)."""
 
-    wait: timedelta
-    locked: bool
+    def __init__(self, wait: timedelta, locked: bool):
+        super().__init__(f"wait {wait}")
+        self.wait, self.locked = wait, locked
 
 
 def keys_for(name: str, client: str) -> dict[str, str]:
