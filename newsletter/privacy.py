@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, or_, select
 
 from newsletter.audit import as_dict, entries, record
@@ -131,6 +132,9 @@ def forget_reader(
     session: Session, settings: Settings, clock: Clock, actor: str, email: str
 ) -> Forgotten:
     """Erase one (normalised) address; idempotent. Commits, and logs without the address."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if sqlite:  # deleted rows are zeroed, not left in free pages for anyone to read
+        session.exec(text("PRAGMA secure_delete = ON"))
     already = suppressed(session, email) is not None
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
     blanked, target = 0, "subscriber:unknown"
@@ -143,6 +147,9 @@ def forget_reader(
     if subscriber is not None or not already:
         record(session, actor, "subscriber.forget", target, f"{blanked} deliveries", clock=clock)
     session.commit()
+    if sqlite:  # and the old pages leave the write-ahead log
+        session.exec(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        session.commit()
     return Forgotten(email, subscriber is not None, blanked, already and subscriber is None)
 
 
