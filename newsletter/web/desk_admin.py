@@ -59,10 +59,21 @@ async def readers_page(request: Request) -> Response:
     return desk.page(
         request,
         "readers.html",
-        {"address": address or "", "data": data, "consent_labels": CONSENT_LABELS},
+        {
+            "address": address or "",
+            "data": data,
+            "consent_labels": CONSENT_LABELS,
+            "status_labels_readers": READER_STATUSES,
+        },
     )
 
 
+READER_STATUSES = {
+    "active": "inscrit",
+    "pending": "en attente de confirmation",
+    "unsubscribed": "désinscrit",
+    "bounced": "adresse en erreur",
+}
 CONSENT_LABELS = {
     "form": "formulaire d’inscription, confirmé par courriel",
     "invitation": "invitation d’un éditeur, confirmée par courriel",
