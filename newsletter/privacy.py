@@ -84,6 +84,7 @@ SUBSCRIBER_FIELDS = (
     "unsubscribed_at",
     "bounced_at",
     "last_error",
+    "status_reason",
 )
 DELIVERY_FIELDS = ("purpose", "recipient", "message_id", "status", "attempts", "last_error")
 DELIVERY_FIELDS += ("created_at", "sent_at")

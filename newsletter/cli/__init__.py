@@ -68,6 +68,7 @@ def _register() -> None:
         items,
         pipeline,
         publish,
+        returns,
         subscribers,
         web,
     )
@@ -83,6 +84,7 @@ def _register() -> None:
         publish,
         demo,
         editors,
+        returns,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

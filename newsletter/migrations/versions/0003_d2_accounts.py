@@ -1,7 +1,7 @@
 """d2 accounts: editors, desk sessions, login throttling, audit log, consent, suppression
 
 Revision ID: d2_accounts
-Revises: 0001
+Revises: c_returns
 Create Date: 2026-11-27 11:24:15.472689
 """
 
@@ -15,7 +15,7 @@ import newsletter.models
 
 
 revision: str = 'd2_accounts'
-down_revision: str | None = '0001'
+down_revision: str | None = 'c_returns'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
