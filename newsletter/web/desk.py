@@ -382,7 +382,7 @@ def desk_app(
     if settings.desk_password_hash:
         auth.parse_hash(settings.desk_password_hash)  # a mistyped hash is said at start
     # Beyond loopback without a hash, the desk is served locked: its login page says why.
-    from newsletter.web import desk_admin, desk_items, desk_preview
+    from newsletter.web import desk_admin, desk_items, desk_preview, desk_returns
 
     templates_dir = Path(settings.templates_dir)
     watched = [templates_dir] + ([content_dir] if content_dir is not None else [])
@@ -397,6 +397,7 @@ def desk_app(
         *desk_items.ROUTES,
         *desk_preview.ROUTES,
         *desk_admin.ROUTES,
+        *desk_returns.ROUTES,
         Route("/live", live_events, name="live"),
         Route("/login", login, methods=["GET", "POST"], name="login"),
         Route("/logout", logout, methods=["POST"], name="logout"),
