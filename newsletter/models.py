@@ -134,3 +134,13 @@ class Feed(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: datetime | None = aware(default=None)
     entries_seen: int = 0
+
+
+class IssueSubject(SQLModel, table=True):
+    """An editor's own subject for a week's issue, set before it is built (or never)."""
+
+    __tablename__ = "issue_subject"
+
+    week_key: str = Field(primary_key=True)
+    subject: str
+    updated_at: datetime = aware()

@@ -261,7 +261,16 @@ def test_approving_and_rejecting_proposed_news(desk_server):
 
 
 @pytest.mark.parametrize(
-    "path", ["/items/new", "/items/1", "/items/1/review", "/preview/test", "/logout", "/login"]
+    "path",
+    [
+        "/items/new",
+        "/items/1",
+        "/items/1/review",
+        "/preview/test",
+        "/preview/subject",
+        "/logout",
+        "/login",
+    ],
 )
 def test_every_form_needs_its_csrf_token(desk_server, path):
     settings, desk = desk_server()

@@ -64,6 +64,7 @@ def _register() -> None:
         demo,
         desk,
         feeds,
+        issues,
         items,
         pipeline,
         publish,
@@ -71,7 +72,8 @@ def _register() -> None:
         web,
     )
 
-    for module in (items, pipeline, subscribers, feeds, delivery, web, desk, publish, demo):
+    modules = (items, issues, pipeline, subscribers, feeds, delivery, web, desk, publish, demo)
+    for module in modules:
         for command in module.COMMANDS:
             main.add_command(command)
 
