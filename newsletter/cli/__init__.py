@@ -68,12 +68,24 @@ def _register() -> None:
         items,
         pipeline,
         publish,
+        returns,
         subscribers,
         web,
     )
 
-    modules = (items, issues, pipeline, subscribers, feeds, delivery, web, desk, publish, demo)
-    for module in modules:
+    for module in (
+        items,
+        issues,
+        pipeline,
+        subscribers,
+        feeds,
+        delivery,
+        web,
+        desk,
+        publish,
+        demo,
+        returns,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 
