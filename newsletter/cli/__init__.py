@@ -69,6 +69,7 @@ def _register() -> None:
         pipeline,
         publish,
         returns,
+        scheduler,
         subscribers,
         web,
     )
@@ -85,6 +86,7 @@ def _register() -> None:
         publish,
         demo,
         returns,
+        scheduler,
     ):
         for command in module.COMMANDS:
             main.add_command(command)
