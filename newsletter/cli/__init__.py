@@ -63,6 +63,7 @@ def _register() -> None:
         delivery,
         demo,
         desk,
+        editors,
         feeds,
         issues,
         items,
@@ -85,6 +86,7 @@ def _register() -> None:
         desk,
         publish,
         demo,
+        editors,
         returns,
         scheduler,
     ):

@@ -1,7 +1,7 @@
 """An editor's subject for a week's issue (`jeudis issue subject W "…"`, the desk's preview).
 
 Revision ID: e2_issue_subject
-Revises: c_returns
+Revises: d2_accounts
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 from newsletter.models import AwareDateTime
 
 revision: str = "e2_issue_subject"
-down_revision: str | None = "c_returns"
+down_revision: str | None = "d2_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
