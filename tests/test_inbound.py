@@ -38,6 +38,7 @@ CASES = {
     "forged_token_unsubscribe.eml": ("forged", {}),
     "forged_verp_dsn.eml": ("forged", {}),
     "human_reply.eml": ("other", {}),
+    "no_from_header.eml": ("hard_bounce", {"erin@example.net": "bounced"}),
 }
 KEPT = {"unreadable", "forged", "other"}
 
