@@ -7,10 +7,12 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from click.testing import CliRunner
 from jeudis_cli import run
 from returns_helpers import RETURNS, add_readers, inbound, issues_sent, render
 from sqlmodel import select
 
+from newsletter.cli import App, main
 from newsletter.db import open_session
 from newsletter.models import Delivery, InboundMessage, Subscriber
 from newsletter.returns import take_in
@@ -270,3 +272,19 @@ def test_two_readers_of_the_same_message_at_once_act_once(home, ids, clock):
     assert [o.changed for o in outcomes if not o.duplicate] == ["bounced"]
     with open_session(settings) as session:
         assert len(session.exec(select(InboundMessage)).all()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("BOUNCE_ADDRESS", "bounces+x@example.org", "bounce_address: 'bounces+x@example.org'"),
+        ("BOUNCE_ADDRESS", "bounces", "is not a plain address"),
+        ("SOFT_BOUNCE_LIMIT", "0", "soft_bounce_limit: 0 must be at least 1"),
+        ("INBOUND_POLL_MINUTES", "0", "inbound_poll_minutes: 0 must be at least 1"),
+    ],
+)
+def test_bad_return_settings_are_one_line_and_exit_2(home, clock, name, value, message):
+    env = {"JEUDIS_HOME": str(home.path), f"JEUDIS_{name}": value}
+    result = CliRunner().invoke(main, ["stats"], obj=App(clock=clock), env=env)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
