@@ -15,6 +15,7 @@ from sqlmodel import select
 from newsletter.cli import App, main
 from newsletter.db import open_session
 from newsletter.models import Delivery, InboundMessage, Subscriber
+from newsletter.returns import apply as apply_module
 from newsletter.returns import take_in
 from scheduler import make_scheduler
 
@@ -288,3 +289,26 @@ def test_bad_return_settings_are_one_line_and_exit_2(home, clock, name, value, m
     result = CliRunner().invoke(main, ["stats"], obj=App(clock=clock), env=env)
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_parser_crash_keeps_the_message_and_the_run_goes_on(home, ids, tmp_path, monkeypatch):
+    box = tmp_path / "returns"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.M1P1.host").write_bytes(b"From: a@example.org\nSubject: x\n\nboom\n")
+    (box / "new" / "2.M1P1.host").write_bytes(render("gmail_hard_dsn.eml", home.settings, ids))
+    real_read = apply_module.read
+
+    def fragile_read(raw):  # stands for a parser bug met on one odd message
+        if b"boom" in raw:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_read(raw)
+
+    monkeypatch.setattr(apply_module, "read", fragile_read)
+    result = inbound(home.path, "--maildir", str(box))
+    assert result.exit_code == 0, result.output
+    assert "unreadable: 1" in result.output and "hard_bounce: 1" in result.output
+    assert states(home)["bob@example.org"][0] == "bounced"
+    with open_session(home.settings) as session:
+        kept = session.exec(select(InboundMessage).where(InboundMessage.kind == "unreadable")).one()
+    assert kept.raw.endswith(b"boom\n") and "RecursionError" in kept.detail

@@ -114,7 +114,7 @@ def read(raw: bytes) -> Returned:
             a for _, a in getaddresses(returned.get_all("To", []) if returned else [])
         ),
         returned_tokens=_tokens(
-            " ".join(returned.get_all("List-Unsubscribe", []) if returned else [])
+            " ".join(str(v) for v in (returned.get_all("List-Unsubscribe", []) if returned else []))
         ),
         subject_tokens=_tokens(
             " ".join([_text(message.get("Subject", ""))] + _raw_recipients(message))
