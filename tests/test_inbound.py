@@ -312,3 +312,24 @@ def test_a_parser_crash_keeps_the_message_and_the_run_goes_on(home, ids, tmp_pat
     with open_session(home.settings) as session:
         kept = session.exec(select(InboundMessage).where(InboundMessage.kind == "unreadable")).one()
     assert kept.raw.endswith(b"boom\n") and "RecursionError" in kept.detail
+
+
+def test_a_reader_who_came_back_can_be_exported_and_forgotten(home, ids):
+    issues_sent(home, ["2026-w48"], ids)
+    alice = "alice@example.net"
+    inbound(home.path, stdin=render("postfix_hard_dsn.eml", home.settings, ids))
+    reply = b"From: Alice <alice@example.net>\nTo: desinscription@lerameau.example.org\n"
+    inbound(home.path, stdin=reply + b"Subject: merci\nMessage-ID: <a1@x>\n\nBonjour\n")
+    exported = json.loads(run(home.path, "subscriber", "export", alice).output)
+    assert [r["kind"] for r in exported["returns"]] == ["hard_bounce"]
+
+    result = run(home.path, "subscriber", "forget", alice)
+    assert result.exit_code == 0, result.output
+    with open_session(home.settings) as session:
+        rows = session.exec(select(InboundMessage).order_by(InboundMessage.id)).all()
+    assert [(r.kind, r.subscriber_id, r.raw, r.week_key) for r in rows] == [
+        ("hard_bounce", None, None, "2026-W48"),
+        ("other", None, None, None),
+    ]
+    assert all(alice not in r.detail for r in rows)
+    assert run(home.path, "stats").exit_code == 0
