@@ -14,12 +14,12 @@ import csv
 import io
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import make_msgid
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, select
 
 from newsletter import tokens
 from newsletter.config import Settings
@@ -322,7 +322,8 @@ def confirmation_message(
 @dataclass(frozen=True)
 class Invitation:
     subscriber: Subscriber
-    delivery: Delivery | None  # None when nothing was queued (already active, or already waiting)
+    delivery: Delivery | None  # None when nothing was queued: see `held`
+    held: str = ""  # why nothing was queued: "active", "waiting" (in the outbox), "recent"
 
 
 def invite(
@@ -331,10 +332,13 @@ def invite(
     """Double opt-in: a pending subscriber and a confirmation message in the outbox.
 
     An active subscriber gets nothing; a confirmation still waiting in the outbox is not
-    queued twice. Someone unsubscribed or bounced keeps that status until they confirm.
+    queued twice, and an address gets at most one per `signup_confirm_interval_hours` (a
+    sign-up form must not be a way to mail-bomb someone). Someone unsubscribed or bounced
+    keeps that status until they confirm. Unconfirmed sign-ups past their time are purged.
     """
     address = normalise_email(email)
     now = clock()
+    purge_expired(session, settings, now)
     subscriber = find(session, address)
     if subscriber is None:
         subscriber = Subscriber(
@@ -347,24 +351,54 @@ def invite(
         session.add(subscriber)
         session.flush()
     elif subscriber.status == "active":
-        return Invitation(subscriber, None)
+        session.commit()
+        return Invitation(subscriber, None, "active")
+    held = _held(session, settings, subscriber, now)
+    if held:
+        session.commit()
+        return Invitation(subscriber, None, held)
+    data, message_id = confirmation_message(
+        settings, subscriber, confirm_url(settings, subscriber), now
+    )
+    subscriber.confirm_sent_at = now
+    session.add(subscriber)
+    delivery = write_single(
+        session, settings, "confirm", address, subscriber.id, data, message_id, clock=clock
+    )
+    return Invitation(subscriber, delivery)
+
+
+def _held(session: Session, settings: Settings, subscriber: Subscriber, now: datetime) -> str:
+    """Why no new confirmation may be queued for this subscriber now ("" if one may)."""
     waiting = session.exec(
-        select(Delivery).where(
+        select(Delivery.id).where(
             Delivery.subscriber_id == subscriber.id,
             Delivery.purpose == "confirm",
             Delivery.status == "queued",
         )
     ).first()
     if waiting is not None:
-        session.commit()
-        return Invitation(subscriber, None)
-    data, message_id = confirmation_message(
-        settings, subscriber, confirm_url(settings, subscriber), now
+        return "waiting"
+    last = subscriber.confirm_sent_at
+    if last is not None and now - last < timedelta(hours=settings.signup_confirm_interval_hours):
+        return "recent"
+    return ""
+
+
+def purge_expired(session: Session, settings: Settings, now: datetime) -> int:
+    """Delete sign-ups left unconfirmed for `signup_pending_days` (and their confirmations).
+
+    Does not commit. Returns how many sign-ups were deleted.
+    """
+    cutoff = now - timedelta(days=settings.signup_pending_days)
+    stale = select(Subscriber.id).where(
+        Subscriber.status == "pending", Subscriber.created_at < cutoff
     )
-    delivery = write_single(
-        session, settings, "confirm", address, subscriber.id, data, message_id, clock=clock
-    )
-    return Invitation(subscriber, delivery)
+    ids = list(session.exec(stale))
+    if ids:
+        session.exec(delete(Delivery).where(col(Delivery.subscriber_id).in_(ids)))
+        session.exec(delete(Subscriber).where(col(Subscriber.id).in_(ids)))
+    return len(ids)
 
 
 def _by_token(session: Session, settings: Settings, purpose: str, token: str) -> Subscriber:
@@ -383,10 +417,15 @@ def peek(session: Session, settings: Settings, purpose: str, token: str) -> Subs
 
 
 def confirm(session: Session, settings: Settings, clock: Clock, token: str) -> Subscriber:
-    """Activate the subscriber a confirm token names (idempotent)."""
+    """Activate the subscriber a confirm token names (idempotent); a sign-up left
+    unconfirmed past `signup_pending_days` has expired (BadToken)."""
     subscriber = _by_token(session, settings, "confirm", token)
     if subscriber.status != "active":
         now = clock()
+        if subscriber.status == "pending" and subscriber.created_at < now - timedelta(
+            days=settings.signup_pending_days
+        ):
+            raise tokens.BadToken("token: sign-up expired")
         set_status(subscriber, "active", now)
         subscriber.confirmed_at = now
         session.add(subscriber)

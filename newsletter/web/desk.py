@@ -39,7 +39,7 @@ from newsletter.db import open_session
 from newsletter.models import ITEM_STATUSES, KINDS, ContentItem, Issue
 from newsletter.queue import list_items
 from newsletter.render import french_date
-from newsletter.web import auth
+from newsletter.web import auth, guard
 from newsletter.web.live import LiveReload
 from newsletter.weeks import Clock
 
@@ -355,6 +355,7 @@ def desk_app(
         Route("/logout", logout, methods=["POST"], name="logout"),
     ]
     middleware = [
+        Middleware(guard.OriginGuard, settings=settings),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,
