@@ -19,7 +19,9 @@ from email.utils import make_msgid
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, col, delete, select
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select, update
 
 from newsletter import tokens
 from newsletter.config import Settings
@@ -339,18 +341,8 @@ def invite(
     address = normalise_email(email)
     now = clock()
     purge_expired(session, settings, now)
-    subscriber = find(session, address)
-    if subscriber is None:
-        subscriber = Subscriber(
-            email=address,
-            name=name.strip(),
-            status="pending",
-            created_at=now,
-            status_changed_at=now,
-        )
-        session.add(subscriber)
-        session.flush()
-    elif subscriber.status == "active":
+    subscriber = find(session, address) or _new_pending(session, address, name, now)
+    if subscriber.status == "active":
         session.commit()
         return Invitation(subscriber, None, "active")
     held = _held(session, settings, subscriber, now)
@@ -360,16 +352,29 @@ def invite(
     data, message_id = confirmation_message(
         settings, subscriber, confirm_url(settings, subscriber), now
     )
-    subscriber.confirm_sent_at = now
-    session.add(subscriber)
     delivery = write_single(
         session, settings, "confirm", address, subscriber.id, data, message_id, clock=clock
     )
     return Invitation(subscriber, delivery)
 
 
+def _new_pending(session: Session, address: str, name: str, now: datetime) -> Subscriber:
+    """A new pending subscriber; if a concurrent sign-up created it first, that one."""
+    subscriber = Subscriber(
+        email=address, name=name.strip(), status="pending", created_at=now, status_changed_at=now
+    )
+    session.add(subscriber)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return find(session, address)
+    return subscriber
+
+
 def _held(session: Session, settings: Settings, subscriber: Subscriber, now: datetime) -> str:
-    """Why no new confirmation may be queued for this subscriber now ("" if one may)."""
+    """Why no confirmation may be queued now ("" if one may: then this call has claimed the
+    address's slot for the interval, atomically, so two concurrent sign-ups queue one)."""
     waiting = session.exec(
         select(Delivery.id).where(
             Delivery.subscriber_id == subscriber.id,
@@ -379,10 +384,18 @@ def _held(session: Session, settings: Settings, subscriber: Subscriber, now: dat
     ).first()
     if waiting is not None:
         return "waiting"
-    last = subscriber.confirm_sent_at
-    if last is not None and now - last < timedelta(hours=settings.signup_confirm_interval_hours):
-        return "recent"
-    return ""
+    cutoff = now - timedelta(hours=settings.signup_confirm_interval_hours)
+    claim = (
+        update(Subscriber)
+        .where(
+            col(Subscriber.id) == subscriber.id,
+            or_(
+                col(Subscriber.confirm_sent_at).is_(None), col(Subscriber.confirm_sent_at) <= cutoff
+            ),
+        )
+        .values(confirm_sent_at=now)
+    )
+    return "" if session.exec(claim).rowcount == 1 else "recent"
 
 
 def purge_expired(session: Session, settings: Settings, now: datetime) -> int:

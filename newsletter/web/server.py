@@ -77,7 +77,7 @@ class GuardedProtocol(H11Protocol):
     def drop(self, reason: str) -> None:
         self.stop_waiting()
         if not self.transport.is_closing():
-            client = "%s:%s" % self.client if self.client else "-"
+            client = "{}:{}".format(*self.client) if self.client else "-"
             log.warning("closed connection from %s: %s", client, reason)
             self.transport.close()
 

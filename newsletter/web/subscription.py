@@ -135,9 +135,7 @@ class Subscription:
             return True
         key = ratelimit.client_key(self.settings.secret_key(), self.gate.client_address(scope))
         with self.session() as session:
-            return ratelimit.allow(
-                session, "signup", key, self.clock(), limit, timedelta(hours=1)
-            )
+            return ratelimit.allow(session, "signup", key, self.clock(), limit, timedelta(hours=1))
 
     def _invite(self, email: str, name: str) -> None:
         with self.session() as session:
