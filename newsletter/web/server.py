@@ -76,6 +76,7 @@ class GuardedProtocol(H11Protocol):
 
     def drop(self, reason: str) -> None:
         self.stop_waiting()
+        self.connections.discard(self)  # counted out now, not when the loop notices the close
         if not self.transport.is_closing():
             client = "{}:{}".format(*self.client) if self.client else "-"
             log.warning("closed connection from %s: %s", client, reason)
