@@ -17,6 +17,7 @@ default settings (stderr, its log, captured). Then, in order:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
@@ -130,10 +131,8 @@ def half_open(port: int, count: int = 1100) -> None:
     print(f"4. {count} half-open connections, then a normal request: {status} in {took:.1f} ms")
     start = time.perf_counter()
     for sock in sockets:
-        try:
+        with contextlib.suppress(ConnectionResetError):
             sock.recv(1)  # end of file (or a reset) once the server closed it
-        except ConnectionResetError:
-            pass
         sock.close()
     print(f"   all {count} closed by the server within {time.perf_counter() - start:.1f} s")
 
