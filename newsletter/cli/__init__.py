@@ -68,6 +68,7 @@ def _register() -> None:
         pipeline,
         publish,
         returns,
+        scheduler,
         subscribers,
         web,
     )
@@ -83,6 +84,7 @@ def _register() -> None:
         publish,
         demo,
         returns,
+        scheduler,
     ):
         for command in module.COMMANDS:
             main.add_command(command)
