@@ -57,7 +57,6 @@ class Settings:
     # Web desk.
     web_host: str = "127.0.0.1"
     web_port: int = 8017
-    desk_password_hash: str = ""
     # Addresses or networks of reverse proxies whose X-Forwarded-For is believed (none: a
     # forwarded request is never local, and its visitor is the proxy).
     trusted_proxies: tuple[str, ...] = ()
@@ -72,6 +71,9 @@ class Settings:
     signup_confirm_interval_hours: float = 24.0
     signup_per_client_per_hour: int = 10
     signup_pending_days: int = 7
+    desk_password_hash: str = ""  # before named accounts: opens the `admin` account
+    desk_session_idle_minutes: int = 30
+    desk_session_hours: int = 12
     # The content folder the desk re-imports when its files change (empty: ./content, if
     # this instance was filled from it).
     content_dir: str = ""

@@ -63,6 +63,7 @@ def _register() -> None:
         delivery,
         demo,
         desk,
+        editors,
         feeds,
         items,
         pipeline,
@@ -83,6 +84,7 @@ def _register() -> None:
         desk,
         publish,
         demo,
+        editors,
         returns,
         scheduler,
     ):
