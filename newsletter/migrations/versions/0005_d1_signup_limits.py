@@ -1,7 +1,7 @@
 """sign-up limits: the last confirmation's date, rate-limit hits
 
 Revision ID: d1_signup_limits
-Revises: d2_accounts
+Revises: e2_issue_subject
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import newsletter.models
 
 revision: str = "d1_signup_limits"
-down_revision: str | None = "d2_accounts"
+down_revision: str | None = "e2_issue_subject"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
