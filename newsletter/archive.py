@@ -15,10 +15,10 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
+from newsletter.delivery.ledger import send_at
 from newsletter.files import write_atomic
 from newsletter.markup import plain, safe_url
 from newsletter.models import ContentItem, Issue
-from newsletter.outbox import message_date
 from newsletter.publish import (
     FEED_FILE,
     archive_url,
@@ -84,7 +84,7 @@ def _entry(session: Session, settings: Settings, issue: Issue) -> ArchiveEntry:
         thursday_iso=issue.thursday.isoformat(),
         subject=plain(issue.subject) or f"{BRAND} n°{issue.number}",
         url=issue_url(settings, issue.week_key),
-        published=message_date(settings, issue),
+        published=send_at(settings, issue),
         sections=tuple(sections),
     )
 

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from newsletter.archive import publish_archive
 from newsletter.config import Settings
+from newsletter.delivery import write_issue_outbox
 from newsletter.errors import QueueDryError
 from newsletter.files import exclusive_lock
 from newsletter.models import KINDS, ContentItem, Issue
@@ -32,7 +33,6 @@ class BuildReport:
     created: bool  # False when the week had already been picked
     already_complete: bool  # True when a previous build had finished: nothing was done
     page: Path
-    outbox_dir: Path
     written: int = 0
 
 
@@ -224,13 +224,11 @@ def build_issue(
 def _build_locked(
     session: Session, settings: Settings, thursday: date, clock: Clock, progress
 ) -> BuildReport:
-    from newsletter.outbox import write_issue_outbox  # the edge that writes one file each
-
     week = week_key(thursday)
     issue = issue_for_week(session, week)
     page = settings.archive_dir / "archive" / week / "index.html"
     if issue is not None and issue.outbox_done_at is not None:
-        return BuildReport(issue, False, True, page, settings.outbox_dir / week)
+        return BuildReport(issue, False, True, page)
     if issue is None:
         issue, rendered, created = _record(session, settings, thursday, clock)
     else:
@@ -241,4 +239,4 @@ def _build_locked(
     issue.outbox_done_at = clock()
     session.add(issue)
     session.commit()
-    return BuildReport(issue, created, False, page, report.directory, report.written)
+    return BuildReport(issue, created, False, page, report.written)

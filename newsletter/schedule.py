@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from newsletter.build import BuildReport, build_issue
 from newsletter.config import Settings
 from newsletter.db import open_session
+from newsletter.delivery import send_outbox
 from newsletter.errors import JeudisError
 from newsletter.weeks import Clock, thursday_of, week_key
 
@@ -58,8 +59,6 @@ def run_weekly(settings: Settings, clock: Clock) -> BuildReport | None:
                     report.written,
                 )
             if settings.send_after_build:
-                from newsletter.send import send_outbox
-
                 send_outbox(session, settings, clock)
     except JeudisError as exc:
         log.error("weekly build for %s failed: %s", thursday, exc)
@@ -79,8 +78,6 @@ def run_feeds(settings: Settings, clock: Clock) -> None:
 def run_send(settings: Settings, clock: Clock) -> None:
     """The frequent job (when delivery is automatic): drain the outbox — confirmations of
     new sign-ups, retries of temporary failures. Sending is resumable and never sends twice."""
-    from newsletter.send import send_outbox
-
     try:
         with open_session(settings) as session:
             report = send_outbox(session, settings, clock)

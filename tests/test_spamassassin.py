@@ -12,12 +12,12 @@ import pytest
 from render_helpers import long_items, render_items
 from render_helpers import settings as render_settings
 from test_message import realistic_issue
-from test_outbox import make_issue
+from test_ledger import make_issue
 
 from newsletter.config import load_settings
 from newsletter.db import open_session
 from newsletter.models import Subscriber
-from newsletter.outbox import write_issue_outbox
+from newsletter.delivery import export_outbox, write_issue_outbox
 from newsletter.render import RenderedIssue
 
 pytestmark = [
@@ -49,7 +49,8 @@ def outbox_message(tmp_path: Path, rendered: RenderedIssue) -> bytes:
             )
         )
         session.commit()
-        report = write_issue_outbox(session, settings, issue, rendered, lambda: NOW)
+        write_issue_outbox(session, settings, issue, rendered, lambda: NOW)
+        report = export_outbox(session, settings, lambda: NOW, tmp_path / "export")
     (path,) = report.directory.glob("*.eml")
     return path.read_bytes()
 

@@ -169,7 +169,6 @@ def echo_build(report: BuildReport) -> None:
         click.echo(f"{verb} {issue.week_key} n°{issue.number} ({issue.thursday}): {issue.subject}")
         click.echo(f"{report.written} message(s) written to the outbox")
     click.echo(f"web copy: {report.page}")
-    click.echo(f"outbox:   {report.outbox_dir}")
 
 
 @click.command("build")

@@ -114,7 +114,7 @@ def invite_command(app: App, email: str, name: str) -> None:
         invitation = subscribers.invite(session, app.settings, app.clock, email, name)
     address = invitation.subscriber.email
     if invitation.delivery is not None:
-        click.echo(f"confirmation queued: {address} ({invitation.delivery.path})")
+        click.echo(f"confirmation queued in the outbox: {address}")
     elif invitation.subscriber.status == "active":
         click.echo(f"already active: {address}")
     else:

@@ -99,6 +99,7 @@ def site(tmp_path) -> Iterator[Site]:
         site.cli("subscriber", "add", address, "--name", name)
     site.cli("build", "--date", "2026-11-26")
     site.cli("build", "--date", "2026-12-03")
+    site.cli("outbox", "export", str(home / "outbox" / "2026-W48"), "--week", "2026-W48")
     with open_session(site.settings) as session:
         publish_archive(session, site.settings)
 

@@ -1,7 +1,8 @@
-"""The SMTP relay as one reused connection, how its answers are classified, and DKIM signing.
+"""The SMTP relay as one reused connection per worker, and DKIM signing.
 
-The sender (newsletter/send.py) decides what to send and keeps the ledger; this module only
-speaks standard SMTP to an existing mail infrastructure (Postfix, an ESP's relay).
+The runner (delivery/send.py) decides what to send and keeps the ledger; this module only
+speaks standard SMTP to an existing mail infrastructure (Postfix, an ESP's relay) and says
+what the relay answered, at which stage (delivery/classify.py reads it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import dkim
+
 from newsletter.config import Settings
+from newsletter.delivery.classify import Answer
 from newsletter.errors import SettingsError
 
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
@@ -29,6 +33,7 @@ SIGNED_HEADERS = (
     "list-id",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "feedback-id",
     "mime-version",
     "content-type",
 )
@@ -70,8 +75,8 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     return SmtpTarget(parts.scheme, parts.hostname, port, username, unquote(parts.password or ""))
 
 
-class ConnectFailed(Exception):
-    """Could not open a session with the relay (wraps the cause)."""
+class RelayFault(Exception):
+    """The relay cannot be used at all (unreachable, TLS, login): no message can go."""
 
 
 class Relay:
@@ -81,49 +86,60 @@ class Relay:
         self.target, self.timeout = target, timeout
         self.smtp: smtplib.SMTP | None = None
 
+    def _open(self) -> smtplib.SMTP:
+        target, name = self.target, socket.gethostname()  # getfqdn() can stall on reverse DNS
+        if target.scheme == "smtps":
+            context = ssl.create_default_context()
+            return smtplib.SMTP_SSL(
+                target.host, target.port, local_hostname=name, timeout=self.timeout,
+                context=context,
+            )  # fmt: skip
+        return smtplib.SMTP(target.host, target.port, local_hostname=name, timeout=self.timeout)
+
     def _connect(self) -> smtplib.SMTP:
-        target, context = self.target, ssl.create_default_context()
-        name = socket.gethostname()  # getfqdn() can stall on reverse DNS
         try:
-            if target.scheme == "smtps":
-                smtp = smtplib.SMTP_SSL(
-                    target.host,
-                    target.port,
-                    local_hostname=name,
-                    timeout=self.timeout,
-                    context=context,
-                )
-            else:
-                smtp = smtplib.SMTP(
-                    target.host, target.port, local_hostname=name, timeout=self.timeout
-                )
+            smtp = self._open()
             smtp.ehlo()
-            if target.scheme == "smtp+starttls":
-                smtp.starttls(context=context)
+            if self.target.scheme == "smtp+starttls":
+                smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
-            if target.username:
-                smtp.login(target.username, target.password)
-        except (ssl.SSLError, smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError):
-            raise
+            if self.target.username:
+                smtp.login(self.target.username, self.target.password)
         except (OSError, smtplib.SMTPException) as exc:
-            raise ConnectFailed(exc) from exc
+            raise RelayFault(f"smtp: {self.target}: connect: {describe(exc)}") from None
         return smtp
 
-    def send(self, sender: str, recipient: str, data: bytes) -> None:
-        """Hand one message to the relay; raises smtplib's exceptions as they come."""
+    def send(self, sender: str, recipient: str, data: bytes) -> Answer:
+        """Hand one message to the relay: its answer, and where it came (RelayFault if the
+        relay cannot be reached or refuses the session itself)."""
         if self.smtp is None:
             self.smtp = self._connect()
+        smtp, stage = self.smtp, "mail"
         try:
-            self.smtp.sendmail(sender, [recipient], data)
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:
-                self.close()
-            raise
-        except smtplib.SMTPRecipientsRefused:
-            raise
-        except (OSError, smtplib.SMTPException):
+            code, text = smtp.mail(sender)
+            if code == 250:
+                stage = "rcpt"
+                code, text = smtp.rcpt(recipient)
+            if code in (250, 251):
+                stage = "data"
+                code, text = smtp.data(data)
+        except smtplib.SMTPResponseException as exc:  # DATA refused before the message went
+            code, text = exc.smtp_code, exc.smtp_error
+        except (OSError, smtplib.SMTPException) as exc:
             self.close()  # the connection's state is unknown: start afresh
-            raise
+            return Answer(stage, 0, describe(exc))
+        answer = Answer(stage, code, _text(text))
+        if code == 421:
+            self.close()
+        elif not 200 <= code < 300:
+            self._reset()
+        return answer
+
+    def _reset(self) -> None:
+        try:
+            self.smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
 
     def close(self) -> None:
         smtp, self.smtp = self.smtp, None
@@ -136,12 +152,7 @@ class Relay:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for last_error: the relay's code and words, or the exception."""
-    if isinstance(exc, ConnectFailed):
-        return f"connect: {describe(exc.args[0])}"
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, text = next(iter(exc.recipients.values()))
-        return f"{code} {_text(text)}"
+    """One line for an error: the relay's code and words, or the exception."""
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{exc.smtp_code} {_text(exc.smtp_error)}"
     return f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -152,23 +163,7 @@ def _text(value: bytes | str) -> str:
     return " ".join(text.split())
 
 
-def classify(exc: BaseException) -> str:
-    """'temporary' (retry later), 'permanent' (bounce the reader) or 'fatal' (stop the run)."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        return "permanent" if codes and all(code >= 500 for code in codes) else "temporary"
-    if isinstance(
-        exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError, ssl.SSLError)
-    ):
-        return "fatal"
-    if isinstance(exc, smtplib.SMTPResponseException):
-        if exc.smtp_code < 500:
-            return "temporary"
-        return "permanent" if isinstance(exc, smtplib.SMTPDataError) else "fatal"
-    return "temporary"  # dropped connection, timeout, refused connection
-
-
-# ---------------------------------------------------------------- signing and pacing
+# ---------------------------------------------------------------- signing
 
 
 def dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
@@ -183,8 +178,6 @@ def dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
     missing = [name for name, value in wanted.items() if not value]
     if missing:
         raise SettingsError(f"{missing[0]}: required when any dkim_* setting is set")
-    import dkim
-
     path = Path(settings.dkim_key_file)
     try:
         key = path.read_bytes()
