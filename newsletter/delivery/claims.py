@@ -56,13 +56,15 @@ class ClaimFilter:
     take_over: bool = False  # SQLite: the one sender may take any lease (its holder is dead)
 
 
-def _due(where: ClaimFilter) -> sa.ColumnElement[bool]:
+def _due(where: ClaimFilter, me: str = "") -> sa.ColumnElement[bool]:
     now = where.now
     clauses = [
         _D.c.status.in_(WAITING),
         sa.or_(_D.c.next_attempt_at.is_(None), _D.c.next_attempt_at <= now),
     ]
-    if not where.take_over:
+    if where.take_over:  # any claim but this run's own (its other workers hold those)
+        clauses.append(sa.or_(_D.c.claimed_by.is_(None), _D.c.claimed_by != me))
+    else:
         clauses.append(sa.or_(_D.c.claimed_by.is_(None), _D.c.lease_until < now))
     if not where.send_now:
         started = sa.select(IssueMessage.issue_id).where(IssueMessage.send_at <= now)
@@ -76,7 +78,7 @@ def _due(where: ClaimFilter) -> sa.ColumnElement[bool]:
 
 def claim(session: Session, me: str, where: ClaimFilter, limit: int) -> list[Claimed]:
     """Take up to `limit` due rows, oldest first, for this run (committed before returning)."""
-    ids = sa.select(_D.c.id).where(_due(where)).order_by(_D.c.id).limit(limit)
+    ids = sa.select(_D.c.id).where(_due(where, me)).order_by(_D.c.id).limit(limit)
     taken = list(session.execute(ids.with_for_update(skip_locked=True)).scalars())
     if not taken:
         session.rollback()

@@ -41,7 +41,7 @@ from newsletter.models import IssueMessage
 from newsletter.returnpath import return_path
 from newsletter.weeks import Clock
 
-CLAIM_BATCH = 20  # rows a worker takes at a time: small, so a stop leaves little to release
+CLAIM_BATCH = 10  # rows a worker takes at a time: small, so a stop leaves little to release
 # When a deferred message is tried again, by its number of attempts so far.
 BACKOFF = tuple(timedelta(minutes=m) for m in (5, 15, 30, 60, 120, 240))
 RUN_PAUSE_MAX = 2.0  # seconds: the run slows down while the relay defers in a row
