@@ -14,17 +14,17 @@ import lxml.html
 import pytest
 
 from newsletter.config import Settings
-from newsletter.errors import ContentError
 from newsletter.delivery.message import (
     compose,
+    compose_simple,
     dump_template,
     load_template,
-    compose_simple,
     message_id_for,
     personalize,
     unsubscribe_mailto,
     unsubscribe_url,
 )
+from newsletter.errors import ContentError
 from newsletter.render import UNSUBSCRIBE_MARK, RenderedIssue
 
 WEEK = "2026-W48"

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from render_helpers import long_items, render_items
 from render_helpers import settings as render_settings
-from test_message import realistic_issue
 from test_ledger import make_issue
+from test_message import realistic_issue
 
 from newsletter.config import load_settings
 from newsletter.db import open_session
-from newsletter.models import Subscriber
 from newsletter.delivery import export_outbox, write_issue_outbox
+from newsletter.models import Subscriber
 from newsletter.render import RenderedIssue
 
 pytestmark = [
