@@ -177,7 +177,13 @@ def bounce_reader(session: Session, subscriber_id: int, now: datetime, reason: s
     session.execute(
         sa.update(_S)
         .where(_S.c.id == subscriber_id, _S.c.status != "bounced")
-        .values(status="bounced", status_changed_at=now, bounced_at=now, last_error=reason)
+        .values(
+            status="bounced",
+            status_changed_at=now,
+            bounced_at=now,
+            last_error=reason,
+            status_reason=f"refused by the relay: {reason}",
+        )
     )
 
 

@@ -35,7 +35,7 @@ from newsletter.weeks import Clock, system_clock
 
 BATCH = 1000
 PURPOSE_ISSUE = "issue"
-SINGLE_PURPOSES = ("confirm", "test")
+SINGLE_PURPOSES = ("confirm", "test", "goodbye")  # goodbye: a mailto unsubscribe confirmed
 WAITING = ("queued", "deferred")
 _DATE_LINE = re.compile(rb"^Date:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*", re.IGNORECASE | re.M)
 
