@@ -1,4 +1,4 @@
-"""The SMTP relay as one reused connection per worker, and DKIM signing.
+"""The SMTP relay as one reused connection per worker.
 
 The runner (delivery/send.py) decides what to send and keeps the ledger; this module only
 speaks standard SMTP to an existing mail infrastructure (Postfix, an ESP's relay) and says
@@ -10,35 +10,13 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import dkim
-
-from newsletter.config import Settings
 from newsletter.delivery.classify import Answer
 from newsletter.errors import SettingsError
 
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
-# Signed with DKIM when present; List-Unsubscribe(-Post) must be covered (RFC 8058 §4).
-SIGNED_HEADERS = (
-    "from",
-    "to",
-    "subject",
-    "date",
-    "message-id",
-    "reply-to",
-    "list-id",
-    "list-unsubscribe",
-    "list-unsubscribe-post",
-    "feedback-id",
-    "mime-version",
-    "content-type",
-)
-
-
 # ---------------------------------------------------------------- the relay
 
 
@@ -161,41 +139,3 @@ def describe(exc: BaseException) -> str:
 def _text(value: bytes | str) -> str:
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     return " ".join(text.split())
-
-
-# ---------------------------------------------------------------- signing
-
-
-def dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
-    """A function adding a DKIM-Signature, or None when DKIM is not configured."""
-    wanted = {
-        "dkim_key_file": settings.dkim_key_file,
-        "dkim_selector": settings.dkim_selector,
-        "dkim_domain": settings.dkim_domain,
-    }
-    if not any(wanted.values()):
-        return None
-    missing = [name for name, value in wanted.items() if not value]
-    if missing:
-        raise SettingsError(f"{missing[0]}: required when any dkim_* setting is set")
-    path = Path(settings.dkim_key_file)
-    try:
-        key = path.read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"dkim_key_file: {path}: {exc.strerror}") from None
-    selector, domain = settings.dkim_selector.encode(), settings.dkim_domain.encode()
-
-    def sign(data: bytes) -> bytes:
-        head = data.split(b"\r\n\r\n", 1)[0].lower()
-        present = [
-            h.encode()
-            for h in SIGNED_HEADERS
-            if head.startswith(h.encode() + b":") or b"\r\n" + h.encode() + b":" in head
-        ]
-        try:
-            signature = dkim.sign(data, selector, domain, key, include_headers=present)
-        except dkim.DKIMException as exc:
-            raise SettingsError(f"dkim_key_file: {path}: cannot sign ({exc})") from None
-        return signature + data
-
-    return sign

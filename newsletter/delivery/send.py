@@ -20,8 +20,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,7 +35,8 @@ from newsletter.delivery.ledger import top_up
 from newsletter.delivery.locks import sender_lock
 from newsletter.delivery.message import MessageTemplate, date_header, for_subscriber
 from newsletter.delivery.message import load_template as _load
-from newsletter.delivery.relay import Relay, RelayFault, dkim_signer, parse_smtp_url
+from newsletter.delivery.relay import Relay, RelayFault, parse_smtp_url
+from newsletter.delivery.signing import dkim_signer
 from newsletter.errors import JeudisError
 from newsletter.models import IssueMessage
 from newsletter.returnpath import return_path
@@ -258,7 +259,11 @@ def deliver(run: _Run, session: Session, relay: Relay, row: Claimed) -> None:
 
 def worker(run: _Run, relay: Relay) -> None:
     """Claim, send, settle until nothing is due or the run stops; one SMTP connection."""
-    with Session(run.bind, expire_on_commit=False) as session:
+    with (
+        run.bind.connect() as connection,
+        _synchronous(connection, "NORMAL"),
+        Session(bind=connection, expire_on_commit=False) as session,
+    ):
         try:
             while rows := run.take(session):
                 for row in rows:
@@ -269,6 +274,25 @@ def worker(run: _Run, relay: Relay) -> None:
             run.stop(str(fault))
         finally:
             relay.close()
+
+
+@contextmanager
+def _synchronous(connection, level: str) -> Iterator[None]:
+    """SQLite: WAL commits without an fsync each while sending (then FULL again).
+
+    A process crash still loses nothing; a power loss may forget the last few "sent" marks,
+    and those messages go again: the at-least-once side, as for a message in flight."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql(f"PRAGMA synchronous={level}")
+        connection.commit()
+    try:
+        yield
+    finally:
+        if sqlite:
+            connection.rollback()
+            connection.exec_driver_sql("PRAGMA synchronous=FULL")
+            connection.commit()
 
 
 def send_outbox(
