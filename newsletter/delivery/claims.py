@@ -142,6 +142,26 @@ def skip_reason(row: Claimed) -> str | None:
     return None
 
 
+def _settle_statement(tried: bool, sent: bool) -> sa.Update:
+    values = {
+        "status": sa.bindparam("status"),
+        "last_error": sa.bindparam("error"),
+        "next_attempt_at": sa.bindparam("next_attempt_at", type_=_D.c.next_attempt_at.type),
+        "claimed_by": None,
+        "lease_until": None,
+    }
+    if tried:
+        values["attempts"] = _D.c.attempts + 1
+    if sent:
+        values["sent_at"] = sa.bindparam("sent_at", type_=_D.c.sent_at.type)
+    held = sa.and_(_D.c.id == sa.bindparam("row_id"), _D.c.claimed_by == sa.bindparam("me"))
+    return sa.update(_D).where(held).values(**values)
+
+
+# Built once: a statement per message would spend more CPU in SQLAlchemy than in SMTP.
+_SETTLE = {(t, s): _settle_statement(t, s) for t in (False, True) for s in (False, True)}
+
+
 def settle(
     session: Session,
     me: str,
@@ -154,20 +174,11 @@ def settle(
     sent_at: datetime | None = None,
 ) -> bool:
     """Write a row's outcome and let it go, if this run still holds it; committed."""
-    values = {
-        "status": status,
-        "last_error": error,
-        "next_attempt_at": next_attempt_at,
-        "claimed_by": None,
-        "lease_until": None,
-    }
-    if tried:
-        values["attempts"] = _D.c.attempts + 1
+    params = {"status": status, "error": error, "next_attempt_at": next_attempt_at,
+              "row_id": row_id, "me": me}  # fmt: skip
     if sent_at is not None:
-        values["sent_at"] = sent_at
-    result = session.execute(
-        sa.update(_D).where(_D.c.id == row_id, _D.c.claimed_by == me).values(**values)
-    )
+        params["sent_at"] = sent_at
+    result = session.execute(_SETTLE[tried, sent_at is not None], params)
     session.commit()
     return result.rowcount == 1
 
