@@ -180,32 +180,8 @@ def personalize(
     unsubscribe_mailto: str,
     date: datetime,
 ) -> bytes:
-    """The complete message for one recipient, CRLF line endings, ready for SMTP."""
-    return b"".join(
-        personalized_chunks(
-            template,
-            recipient_email=recipient_email,
-            recipient_name=recipient_name,
-            message_id=message_id,
-            unsubscribe_url=unsubscribe_url,
-            unsubscribe_mailto=unsubscribe_mailto,
-            date=date,
-        )
-    )
-
-
-def personalized_chunks(
-    template: MessageTemplate,
-    *,
-    recipient_email: str,
-    recipient_name: str,
-    message_id: str,
-    unsubscribe_url: str,
-    unsubscribe_mailto: str,
-    date: datetime,
-) -> list[bytes]:
-    """The same message as a list of byte chunks, mostly the template's own (the large shared
-    chunks are never copied per recipient in Python)."""
+    """The complete message for one recipient, CRLF line endings, ready for SMTP: the
+    template's pre-encoded chunks joined once with the few personal ones."""
     escaped = html.escape(unsubscribe_url, quote=True)
     parts = [
         template.head,
@@ -221,7 +197,7 @@ def personalized_chunks(
             parts.append(chunk)
         else:
             parts.append(_soft_break(escaped if chunk.html else unsubscribe_url))
-    return parts
+    return b"".join(parts)
 
 
 def for_subscriber(
