@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -96,16 +96,15 @@ def add_recipients(
     """Queue the issue for every active subscriber without a row for it, BATCH at a time
     (keyset pagination: memory does not grow with the list). Returns the rows added."""
     secret, domain, now = settings.secret_key(), sender_domain(settings), clock()
-    insert = insert_ignoring_duplicates(session, Delivery.__table__)
+    insert = _insert_pg if session.get_bind().dialect.name == "postgresql" else _insert_rows
     written, last_id = 0, 0
     while batch := session.execute(_pending(issue.id, last_id)).all():
         rows = [
             _issue_row(issue, subscriber_id, email, domain, secret, now)
             for subscriber_id, email in batch
         ]
-        result = session.execute(insert, rows)
+        written += insert(session, rows)
         session.commit()
-        written += result.rowcount if result.rowcount >= 0 else len(rows)
         last_id = batch[-1][0]
         if progress is not None:
             progress(written)
@@ -146,6 +145,40 @@ def _issue_row(
         "attempts": 0,
         "created_at": now,
     }
+
+
+def _insert_rows(session: Session, rows: list[dict]) -> int:
+    """The batch as one executemany, skipping rows already there; the rows added."""
+    result = session.execute(insert_ignoring_duplicates(session, Delivery.__table__), rows)
+    return result.rowcount if result.rowcount >= 0 else len(rows)
+
+
+# PostgreSQL: the whole batch as three arrays in one statement. An executemany sends one
+# INSERT per row (pipelined), which made the build 2.6 times slower than on SQLite.
+_PG_INSERT = """
+INSERT INTO delivery (issue_id, subscriber_id, purpose, recipient, message_id, status,
+                      attempts, created_at)
+SELECT %(issue_id)s, t.subscriber_id, 'issue', t.recipient, t.message_id, 'queued', 0,
+       %(created_at)s
+  FROM unnest(%(subscriber_ids)s::integer[], %(recipients)s::text[], %(message_ids)s::text[])
+       AS t(subscriber_id, recipient, message_id)
+ON CONFLICT DO NOTHING
+"""
+
+
+def _insert_pg(session: Session, rows: list[dict]) -> int:
+    params = {
+        "issue_id": rows[0]["issue_id"],
+        "created_at": rows[0]["created_at"].astimezone(UTC).replace(tzinfo=None),  # as stored
+        "subscriber_ids": [row["subscriber_id"] for row in rows],
+        "recipients": [row["recipient"] for row in rows],
+        "message_ids": [row["message_id"] for row in rows],
+    }
+    connection = session.connection()
+    # Like SQLite's WAL without an fsync per batch: a crash may lose the last batches, which
+    # the next build adds again (the build is marked done only after its last batch).
+    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    return connection.exec_driver_sql(_PG_INSERT, params).rowcount
 
 
 def _pending(issue_id: int, after_id: int) -> sa.Select:
