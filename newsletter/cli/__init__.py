@@ -63,11 +63,13 @@ def _register() -> None:
         delivery,
         demo,
         desk,
+        editors,
         feeds,
         items,
         pipeline,
         publish,
         returns,
+        scheduler,
         subscribers,
         web,
     )
@@ -82,7 +84,9 @@ def _register() -> None:
         desk,
         publish,
         demo,
+        editors,
         returns,
+        scheduler,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from newsletter.cli import App, pass_app
+from newsletter.cli.editors import note
 from newsletter.db import open_session
 from newsletter.delivery import RelayError, export_outbox, send_outbox
 from newsletter.delivery.claims import count_waiting
@@ -68,6 +69,7 @@ def send(
         except RelayError as exc:
             click.echo(exc.report.summary())
             raise
+        note(app, session, "outbox.send", "outbox", report.summary())
     click.echo(report.summary())
     if not report.ok:
         click.echo("error: messages left undelivered (see deferred, expired)", err=True)

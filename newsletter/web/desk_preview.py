@@ -2,7 +2,7 @@
 
 The preview is `preview_issue`'s render with the unsubscribe mark replaced by a harmless
 sample link, as `jeudis preview` writes it. A test send goes through the outbox
-(`write_single`, purpose "test") and the same sender as the Thursday run.
+(`queue_single`, purpose "test") and the same sender as the Thursday run.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from newsletter.audit import record
 from newsletter.build import calendar, preview_issue
 from newsletter.db import open_session
 from newsletter.delivery import RelayError, queue_single, send_outbox
@@ -227,6 +228,7 @@ def _send_test(desk: Desk, thursday: date, address: str, key: str) -> tuple[str,
 async def test_send(request: Request) -> Response:
     desk = desk_of(request)
     form = await auth.checked_form(request)
+    auth.require_admin(request)
     root = request.scope.get("root_path", "")
     raw_date = form.get("date")
     try:
@@ -246,6 +248,21 @@ async def test_send(request: Request) -> Response:
         return RedirectResponse(back + "#test-send", status_code=303)
     request.session["test_address"] = address
     kind, text = await run_in_threadpool(_send_test, desk, thursday, address, key)
+    who = auth.actor(request)
+
+    def log() -> None:
+        with open_session(desk.settings) as session:
+            detail = f"to {address}: {text}"
+            record(
+                session,
+                who,
+                "issue.test-send",
+                f"issue:{week_key(thursday)}",
+                detail,
+                clock=desk.clock,
+            )
+
+    await run_in_threadpool(log)
     flash(request, text, kind)
     return RedirectResponse(back + "#test-send", status_code=303)
 
