@@ -77,6 +77,9 @@ class Relay:
     def _connect(self) -> smtplib.SMTP:
         try:
             smtp = self._open()
+            # Commands are small writes after a large one (the previous message): without
+            # this, Nagle's algorithm holds them until the relay's delayed ACK comes back.
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             smtp.ehlo()
             if self.target.scheme == "smtp+starttls":
                 smtp.starttls(context=ssl.create_default_context())
