@@ -1,7 +1,7 @@
 """the outbox as a ledger: issue_message, delivery claims and backoff
 
 Revision ID: b_ledger
-Revises: e2_issue_subject
+Revises: d1_signup_limits
 
 Rows queued before this revision keep their `path` (a .eml file under JEUDIS_HOME): the
 sender still sends them from that file, stamping a fresh Date. `failed` rows whose error is
@@ -17,7 +17,7 @@ from alembic import op
 import newsletter.models
 
 revision: str = "b_ledger"
-down_revision: str | None = "e2_issue_subject"
+down_revision: str | None = "d1_signup_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
