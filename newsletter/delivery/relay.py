@@ -10,6 +10,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -53,6 +54,10 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     return SmtpTarget(parts.scheme, parts.hostname, port, username, unquote(parts.password or ""))
 
 
+def _nothing() -> None:
+    return None
+
+
 class RelayFault(Exception):
     """The relay cannot be used at all (unreachable, TLS, login): no message can go."""
 
@@ -90,9 +95,12 @@ class Relay:
             raise RelayFault(f"smtp: {self.target}: connect: {describe(exc)}") from None
         return smtp
 
-    def send(self, sender: str, recipient: str, data: bytes) -> Answer:
+    def send(
+        self, sender: str, recipient: str, data: bytes, before_data: Callable[[], None] = _nothing
+    ) -> Answer:
         """Hand one message to the relay: its answer, and where it came (RelayFault if the
-        relay cannot be reached or refuses the session itself)."""
+        relay cannot be reached or refuses the session itself). `before_data` runs just
+        before DATA (the sender finishes writing the previous message's row there)."""
         if self.smtp is None:
             self.smtp = self._connect()
         smtp, stage = self.smtp, "mail"
@@ -103,6 +111,7 @@ class Relay:
                 code, text = smtp.rcpt(recipient)
             if code in (250, 251):
                 stage = "data"
+                before_data()
                 code, text = smtp.data(data)
         except smtplib.SMTPResponseException as exc:  # DATA refused before the message went
             code, text = exc.smtp_code, exc.smtp_error

@@ -20,8 +20,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -36,6 +36,7 @@ from newsletter.delivery.locks import sender_lock
 from newsletter.delivery.message import MessageTemplate, date_header, for_subscriber
 from newsletter.delivery.message import load_template as _load
 from newsletter.delivery.relay import Relay, RelayFault, parse_smtp_url
+from newsletter.delivery.settler import Settler, synchronous
 from newsletter.delivery.signing import dkim_signer
 from newsletter.errors import JeudisError
 from newsletter.models import IssueMessage
@@ -207,18 +208,18 @@ def envelope_sender(run: _Run, row: Claimed) -> str:
     return return_path(run.secret, run.settings.bounce_address, tag, row.subscriber_id or 0)
 
 
-def hand_over(run: _Run, relay: Relay, row: Claimed, data: bytes) -> Answer:
+def hand_over(run: _Run, relay: Relay, row: Claimed, data: bytes, settler: Settler) -> Answer:
     """Send once; a connection that broke is re-opened and the message sent once more."""
     sender = envelope_sender(run, row)
     run.pacer.wait()
-    answer = relay.send(sender, row.recipient, data)
+    answer = relay.send(sender, row.recipient, data, settler.wait)
     if answer.code == 0:
         run.pacer.wait()
-        answer = relay.send(sender, row.recipient, data)
+        answer = relay.send(sender, row.recipient, data, settler.wait)
     return answer
 
 
-def deliver(run: _Run, session: Session, relay: Relay, row: Claimed) -> None:
+def deliver(run: _Run, session: Session, relay: Relay, row: Claimed, settler: Settler) -> None:
     """One held row from claim to settled status."""
     reason = claims.skip_reason(row)
     if reason:
@@ -228,10 +229,10 @@ def deliver(run: _Run, session: Session, relay: Relay, row: Claimed) -> None:
     if data is None:
         run.settle(session, row, "failed", tried=False, error=f"{row.path}: missing or empty")
         return run.count(row, "failed")
-    answer = hand_over(run, relay, row, data)
+    answer = hand_over(run, relay, row, data, settler)
     verdict, now = classify(answer), run.clock()
     if verdict is Verdict.SENT:
-        run.settle(session, row, "sent", sent_at=now)
+        settler.later(row, "sent", sent_at=now)
         outcome = "sent"
     elif verdict is Verdict.BOUNCE:
         with run.db_lock:
@@ -244,7 +245,7 @@ def deliver(run: _Run, session: Session, relay: Relay, row: Claimed) -> None:
         return run.stop(f"smtp: {relay.target}: the relay refused the message: {answer}")
     else:
         later = now + BACKOFF[min(row.attempts, len(BACKOFF) - 1)]
-        run.settle(session, row, "deferred", error=str(answer), next_attempt_at=later)
+        settler.later(row, "deferred", error=str(answer), next_attempt_at=later)
         outcome = "deferred"
     run.count(row, outcome)
     if outcome == "bounced":
@@ -261,38 +262,23 @@ def worker(run: _Run, relay: Relay) -> None:
     """Claim, send, settle until nothing is due or the run stops; one SMTP connection."""
     with (
         run.bind.connect() as connection,
-        _synchronous(connection, "NORMAL"),
+        synchronous(connection, "NORMAL"),
         Session(bind=connection, expire_on_commit=False) as session,
     ):
+        settler = Settler(run.bind, run.settle)
         try:
             while rows := run.take(session):
                 for row in rows:
                     if run.report.stopped:
                         break
-                    deliver(run, session, relay, row)
+                    deliver(run, session, relay, row, settler)
         except RelayFault as fault:
             run.stop(str(fault))
         finally:
-            relay.close()
-
-
-@contextmanager
-def _synchronous(connection, level: str) -> Iterator[None]:
-    """SQLite: WAL commits without an fsync each while sending (then FULL again).
-
-    A process crash still loses nothing; a power loss may forget the last few "sent" marks,
-    and those messages go again: the at-least-once side, as for a message in flight."""
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
-        connection.exec_driver_sql(f"PRAGMA synchronous={level}")
-        connection.commit()
-    try:
-        yield
-    finally:
-        if sqlite:
-            connection.rollback()
-            connection.exec_driver_sql("PRAGMA synchronous=FULL")
-            connection.commit()
+            try:
+                settler.close()
+            finally:
+                relay.close()
 
 
 def send_outbox(
