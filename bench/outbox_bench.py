@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.db import open_session  # noqa: E402
+from newsletter.db import instance_secret, open_session  # noqa: E402
 from newsletter.message import (  # noqa: E402
     message_id_for,
     sender_domain,
@@ -263,7 +263,7 @@ def step_naive(home: Path, sample: int) -> dict:
         "subscribe_url": f"{base}/subscribe",
     }
     env = template_environment(Path(settings.templates_dir))
-    secret = settings.secret_key()
+    secret = instance_secret(settings)
     domain = sender_domain(settings)
     target = home / "naive"
     target.mkdir(exist_ok=True)

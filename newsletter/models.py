@@ -1,4 +1,4 @@
-"""The tables: content items, issues, subscribers, deliveries, feeds."""
+"""The tables: content items, issues, subscribers, deliveries, feeds, the instance secret."""
 
 from __future__ import annotations
 
@@ -134,3 +134,12 @@ class Feed(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: datetime | None = aware(default=None)
     entries_seen: int = 0
+
+
+class InstanceSecret(SQLModel, table=True):
+    """The one key that signs tokens, sessions and Message-IDs, shared by every machine."""
+
+    __tablename__ = "instance_secret"
+
+    id: int = Field(default=1, primary_key=True)
+    value: str  # hex

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.message import compose, for_subscriber
 from newsletter.models import Delivery, Issue, Subscriber
 from newsletter.render import RenderedIssue
@@ -76,7 +77,7 @@ def write_issue_outbox(
     template = compose(
         rendered, settings=settings, issue_week=issue.week_key, date=message_date(settings, issue)
     )
-    secret = settings.secret_key()
+    secret = instance_secret(settings)
     directory = settings.outbox_dir / issue.week_key
     directory.mkdir(parents=True, exist_ok=True)
     relative = directory.relative_to(settings.home).as_posix()

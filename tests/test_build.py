@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 import lxml.html
+import pytest
 from jeudis_cli import FIXTURES, REPO, run
 from sqlmodel import select
 
@@ -191,6 +192,7 @@ def test_each_build_refreshes_the_archive_index_and_feed(tmp_path):
     assert not feed.bozo and len(feed.entries) == 2
 
 
+@pytest.mark.sqlite_only("PRAGMA synchronous is a SQLite setting")
 def test_the_build_leaves_sqlite_fully_synchronous(tmp_path):
     # The outbox relaxes fsyncs between its batches; later commits must be durable again.
     settings = instance(tmp_path)

@@ -14,7 +14,7 @@ from test_message import realistic_issue
 
 from newsletter import tokens
 from newsletter.config import load_settings
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.message import compose_simple
 from newsletter.models import ContentItem, Delivery, Issue, Subscriber
 from newsletter.outbox import BATCH, message_date, write_issue_outbox, write_single
@@ -94,7 +94,7 @@ def test_one_message_per_active_subscriber_with_its_own_links(home):
     assert (report.written, report.existing, report.skipped) == (3, 0, 3)
     assert report.directory == settings.home / "outbox" / "2026-W48"
     assert seen == [3]
-    secret = settings.secret_key()
+    secret = instance_secret(settings)
     message_ids = set()
     for subscriber in active(session):
         path = report.directory / f"{subscriber.id}.eml"

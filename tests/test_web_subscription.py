@@ -16,7 +16,7 @@ from smtp_server import free_port
 from sqlmodel import select
 
 from newsletter import subscribers, tokens
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.models import Delivery, Subscriber
 from newsletter.web import create_app
 
@@ -42,7 +42,7 @@ def reader(settings) -> Subscriber:
 
 def token(settings, purpose="unsubscribe", email=ADDRESS, secret=None) -> str:
     row = reader(settings)
-    return tokens.sign(secret or settings.secret_key(), purpose, row.id, email)
+    return tokens.sign(secret or instance_secret(settings), purpose, row.id, email)
 
 
 def page(response: httpx.Response):

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.errors import InputError, SettingsError
 
 SCHEME = "scrypt"
@@ -119,7 +120,7 @@ def check_desk_settings(settings: Settings) -> None:
 
 def session_secret(settings: Settings) -> str:
     """A key for session cookies, derived from the instance secret (never the secret itself)."""
-    return hmac.new(settings.secret_key(), b"jeudis desk session", hashlib.sha256).hexdigest()
+    return hmac.new(instance_secret(settings), b"jeudis desk session", hashlib.sha256).hexdigest()
 
 
 def csrf_token(request: Request) -> str:
