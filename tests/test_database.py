@@ -112,24 +112,27 @@ def corrupt_pages(path: Path) -> None:
 )
 def test_a_broken_sqlite_file_is_one_line_and_never_a_new_instance(tmp_path, damage, reason):
     home = tmp_path / "var"
-    assert jeudis(home, "init").returncode == 0
+    assert run(home, "init").exit_code == 0
+    forget_engines()  # as a new process would: nothing of the instance kept open
     db = home / "jeudis.db"
     damage(db)
     before = db.read_bytes()
-    for args in (("item", "list"), ("init",), ("subscriber", "add", ADDRESS)):
-        result = jeudis(home, *args)
-        assert result.returncode == 2, result.stderr
-        assert one_line(result.stderr).startswith(
-            f"error: database {db} is not a SQLite database (or is corrupt): {reason}"
-        )
-        assert db.read_bytes() == before  # nothing written over it
+    expected = f"error: database {db} is not a SQLite database (or is corrupt): {reason}"
+    for args in (("init",), ("subscriber", "add", ADDRESS)):
+        result = run(home, *args)
+        assert result.exit_code == 2, result.output
+        assert one_line(result.stderr).startswith(expected)
+    result = jeudis(home, "item", "list")  # and in a process of its own
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(expected)
+    assert db.read_bytes() == before  # nothing written over it
 
 
 @pytest.mark.sqlite_only("the database is a SQLite file in JEUDIS_HOME")
 def test_instance_files_are_for_their_owner_only(tmp_path):
     home = tmp_path / "var"
-    assert jeudis(home, "init").returncode == 0
-    assert jeudis(home, "subscriber", "add", ADDRESS).returncode == 0
+    assert run(home, "init").exit_code == 0
+    assert run(home, "subscriber", "add", ADDRESS).exit_code == 0
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     files = [p for p in home.iterdir() if p.name.startswith("jeudis.db")]
     assert {p.name for p in files} >= {"jeudis.db"}
@@ -153,11 +156,12 @@ def test_two_machines_on_one_database_verify_each_others_links(
     url = shared_database(tmp_path, postgres_databases)
     homes = [tmp_path / "machine-a", tmp_path / "machine-b"]
     for home in homes:
-        assert jeudis(home, "init", env={"JEUDIS_DATABASE_URL": url}).returncode == 0
+        assert run(home, "init", env={"JEUDIS_DATABASE_URL": url}).exit_code == 0
     a, b = (load_settings({"JEUDIS_HOME": str(h), "JEUDIS_DATABASE_URL": url}) for h in homes)
     with open_session(a) as session:
         reader = subscribers.add(session, clock, ADDRESS).subscriber
     link = subscribers.unsubscribe_url(a, reader)  # signed on machine A
+    forget_engines()  # machine B is another process: nothing cached from A
     with httpx.Client(base_url=live_app(create_app(b, clock)), timeout=10) as client:
         response = client.post("/" + link.split("/", 3)[3])  # answered by machine B
     assert response.status_code == 200, response.text
