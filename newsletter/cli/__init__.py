@@ -68,11 +68,23 @@ def _register() -> None:
         items,
         pipeline,
         publish,
+        returns,
         subscribers,
         web,
     )
 
-    for module in (items, pipeline, subscribers, feeds, delivery, web, desk, publish, demo):
+    for module in (
+        items,
+        pipeline,
+        subscribers,
+        feeds,
+        delivery,
+        web,
+        desk,
+        publish,
+        demo,
+        returns,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 
