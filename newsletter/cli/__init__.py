@@ -69,6 +69,7 @@ def _register() -> None:
         pipeline,
         publish,
         returns,
+        scheduler,
         subscribers,
         web,
     )
@@ -84,6 +85,7 @@ def _register() -> None:
         publish,
         demo,
         returns,
+        scheduler,
     ):
         for command in module.COMMANDS:
             main.add_command(command)
