@@ -64,6 +64,7 @@ def _register() -> None:
         delivery,
         demo,
         desk,
+        editors,
         feeds,
         items,
         pipeline,
@@ -84,6 +85,7 @@ def _register() -> None:
         desk,
         publish,
         demo,
+        editors,
         returns,
         scheduler,
     ):

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from newsletter.build import BuildReport, build_issue, calendar, preview_issue
 from newsletter.cli import App, pass_app
+from newsletter.cli.editors import note
 from newsletter.content import import_content
 from newsletter.db import instance_secret, open_session
 from newsletter.files import write_atomic
@@ -56,6 +57,8 @@ def import_(app: App, path: Path) -> None:
     """
     with open_session(app.settings) as session:
         report = import_content(session, path, app.clock)
+        detail = f"{len(report.added)} added, {len(report.updated)} updated"
+        note(app, session, "item.import", f"file:{path.name}", detail)
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     click.echo(
@@ -197,6 +200,9 @@ def build(app: App, day: str | None, force: bool) -> None:
     with open_session(app.settings) as session:
         thursday = _thursday_option(app, day)
         report = build_issue(session, app.settings, thursday, app.clock, force=force)
+        if not report.already_complete:
+            written = f"{report.written} message(s) written"
+            note(app, session, "issue.build", f"issue:{report.issue.week_key}", written)
     echo_build(report)
 
 
