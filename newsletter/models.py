@@ -222,6 +222,16 @@ class Suppression(SQLModel, table=True):
     reason: str = "forget"
 
 
+class IssueSubject(SQLModel, table=True):
+    """An editor's own subject for a week's issue, set before it is built (or never)."""
+
+    __tablename__ = "issue_subject"
+
+    week_key: str = Field(primary_key=True)
+    subject: str
+    updated_at: datetime = aware()
+
+
 class InstanceSecret(SQLModel, table=True):
     """The one key that signs tokens, sessions and Message-IDs, shared by every machine."""
 

@@ -66,6 +66,7 @@ def _register() -> None:
         desk,
         editors,
         feeds,
+        issues,
         items,
         pipeline,
         publish,
@@ -77,6 +78,7 @@ def _register() -> None:
 
     for module in (
         items,
+        issues,
         pipeline,
         subscribers,
         feeds,
