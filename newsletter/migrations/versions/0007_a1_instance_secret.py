@@ -1,7 +1,7 @@
 """the instance secret moves into the database
 
 Revision ID: a1_instance_secret
-Revises: d1_signup_limits
+Revises: b_ledger
 Create Date: 2026-11-27 11:40:00
 
 The key that signs unsubscribe and confirmation tokens, desk sessions and Message-IDs used to
@@ -21,7 +21,7 @@ from alembic import context, op
 from newsletter.errors import InputError
 
 revision: str = "a1_instance_secret"
-down_revision: str | None = "d1_signup_limits"
+down_revision: str | None = "b_ledger"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
