@@ -115,10 +115,14 @@ def _coerce(name: str, kind: Any, value: Any, origin: str) -> Any:
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read `$JEUDIS_HOME/jeudis.toml` then `JEUDIS_*` variables (environment wins)."""
+    """Read `$JEUDIS_HOME/jeudis.toml` then `JEUDIS_*` variables (environment wins).
+
+    Every value is checked here, so a wrong one stops any command at once with one line
+    naming the file (or variable), the setting and what is wrong."""
     env = os.environ if environ is None else environ
     home = Path(env.get("JEUDIS_HOME", "var"))
     values: dict[str, Any] = {"home": home}
+    origins: dict[str, str] = {}
     types = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
     toml_path = home / "jeudis.toml"
     if toml_path.exists():
@@ -130,26 +134,62 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
             if key not in types or key == "home":
                 raise SettingsError(f"{toml_path}: {key}: unknown setting")
             values[key] = _coerce(key, types[key], value, str(toml_path))
+            origins[key] = str(toml_path)
     for key, kind in types.items():
         env_key = f"JEUDIS_{key.upper()}"
         if key != "home" and env_key in env:
             values[key] = _coerce(key, kind, env[env_key], env_key)
+            origins[key] = env_key
     values.update(overrides)
     settings = Settings(**values)
-    _check(settings)
+    try:
+        _check(settings)
+    except SettingsError as exc:  # each check names its setting first: add where it came from
+        setting = str(exc).partition(":")[0]
+        raise SettingsError(f"{origins.get(setting, 'settings')}: {exc}") from None
     return settings
 
 
+SEND_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the scheduler's day names
+SMTP_SCHEMES = ("smtp://", "smtp+starttls://", "smtps://")
+# Numbers that must be above zero (the port is checked on its own).
+POSITIVE = ("send_rate", "smtp_timeout", "feed_timeout", "feed_max_bytes", "summary_max_chars")
+
+
+def _is_hh_mm(text: str) -> bool:
+    hour, _, minute = text.partition(":")
+    return (
+        len(minute) == 2
+        and hour.isdigit()
+        and minute.isdigit()
+        and int(hour) < 24
+        and int(minute) < 60
+    )
+
+
 def _check(settings: Settings) -> None:
+    """Raise SettingsError("<setting>: <what is wrong>") for the first wrong value."""
     try:
         settings.tz  # noqa: B018
     except (ZoneInfoNotFoundError, ValueError):
         raise SettingsError(f"timezone: {settings.timezone!r} is not a known time zone") from None
-    hour, _, minute = settings.send_time.partition(":")
-    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
-        raise SettingsError(f"send_time: {settings.send_time!r} is not HH:MM")
+    if settings.send_day not in SEND_DAYS:
+        raise SettingsError(f"send_day: {settings.send_day!r} is not one of {', '.join(SEND_DAYS)}")
+    for name in ("send_time", "feed_fetch_time"):
+        if not _is_hh_mm(getattr(settings, name)):
+            raise SettingsError(f"{name}: {getattr(settings, name)!r} is not HH:MM")
+    for name in POSITIVE:
+        if not getattr(settings, name) > 0:
+            raise SettingsError(f"{name}: {getattr(settings, name)!r} must be above 0")
+    for name in ("first_issue_number", "feed_max_age_days"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name}: {getattr(settings, name)!r} must not be negative")
+    if not 0 < settings.web_port < 65536:
+        raise SettingsError(f"web_port: {settings.web_port!r} is not a port (1 to 65535)")
     if not settings.base_url.startswith(("http://", "https://")):
         raise SettingsError(f"base_url: {settings.base_url!r} must start with http:// or https://")
+    if not settings.smtp_url.startswith(SMTP_SCHEMES):
+        raise SettingsError(f"smtp_url: must start with {', '.join(SMTP_SCHEMES)}")
 
 
 def with_home(settings: Settings, home: Path) -> Settings:

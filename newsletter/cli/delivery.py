@@ -76,6 +76,3 @@ def _progress_bar(total: int):
             yield lambda _delivery, _outcome: progress.advance(task)
 
     return bar()
-
-
-COMMANDS = [send]

@@ -52,6 +52,3 @@ def demo(app: App, content: Path) -> None:
     click.echo(f"email:    {email_html.resolve()}")
     if first:
         click.echo(f"message:  {first.resolve()}")
-
-
-COMMANDS = [demo]

@@ -192,6 +192,3 @@ def reject(app: App, item_id: int) -> None:
     with open_session(app.settings) as session:
         row = reject_item(session, item_id, app.clock)
     click.echo(f"rejected news #{row.id}: {row.title}")
-
-
-COMMANDS = [item]

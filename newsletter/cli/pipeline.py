@@ -185,6 +185,3 @@ def build(app: App, day: str | None) -> None:
     with open_session(app.settings) as session:
         report = build_issue(session, app.settings, _thursday_option(app, day), app.clock)
     echo_build(report)
-
-
-COMMANDS = [init, import_, plan_, preview, build]

@@ -119,6 +119,3 @@ def invite_command(app: App, email: str, name: str) -> None:
         click.echo(f"already active: {address}")
     else:
         click.echo(f"confirmation already waiting in the outbox: {address}")
-
-
-COMMANDS = [subscriber]

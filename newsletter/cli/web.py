@@ -46,6 +46,3 @@ def serve(app: App, host: str | None, port: int | None, content_dir: Path | None
         log_level="info",
         timeout_graceful_shutdown=3,
     )
-
-
-COMMANDS = [serve]
