@@ -6,6 +6,7 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,13 +16,24 @@ from newsletter.errors import SettingsError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def shipped_folder(name: str) -> Path:
+    """A data folder that ships in the wheel as newsletter/_NAME (see pyproject.toml), else the
+    top-level folder of the checkout this code runs from (an editable install, a clone)."""
+    inside = Path(str(resources.files("newsletter"))) / f"_{name}"
+    return inside if inside.is_dir() else PROJECT_ROOT / name
+
+
+TEMPLATES_DIR = shipped_folder("templates")
+SAMPLE_CONTENT_DIR = shipped_folder("content")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything an instance can be told; every field has a default that works on a laptop."""
 
     home: Path = Path("var")
     database_url: str = ""  # default: sqlite file in home
-    templates_dir: Path = PROJECT_ROOT / "templates"
+    templates_dir: Path = TEMPLATES_DIR
     timezone: str = "Europe/Paris"
     send_day: str = "thu"
     send_time: str = "08:00"
