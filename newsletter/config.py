@@ -76,6 +76,11 @@ class Settings:
         return self.database_url or f"sqlite:///{(self.home / 'jeudis.db').as_posix()}"
 
     @property
+    def content_root(self) -> Path | None:
+        """The `content_dir` setting as a folder (None when not set)."""
+        return Path(self.content_dir) if self.content_dir else None
+
+    @property
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
 

@@ -55,7 +55,7 @@ def import_(app: App, path: Path) -> None:
     path, line and field (exit 2); the good ones are imported all the same.
     """
     with open_session(app.settings) as session:
-        report = import_content(session, path, app.clock)
+        report = import_content(session, path, app.clock, app.settings.content_root)
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     click.echo(
