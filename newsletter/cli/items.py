@@ -16,11 +16,13 @@ from newsletter.models import ITEM_STATUSES, KINDS
 from newsletter.queue import (
     ItemFields,
     add_item,
+    approve_item,
     drop_item,
     edit_item,
     get_item,
     item_as_dict,
     list_items,
+    reject_item,
 )
 from newsletter.weeks import parse_date
 
@@ -175,8 +177,6 @@ def drop(app: App, item_id: int) -> None:
 @pass_app
 def approve(app: App, item_id: int, priority: int | None) -> None:
     """Queue a proposed news item (from a feed)."""
-    from newsletter.feed_service import approve_item
-
     with open_session(app.settings) as session:
         row = approve_item(session, item_id, app.clock, priority=priority)
     click.echo(f"approved news #{row.id}: {row.title}")
@@ -187,8 +187,6 @@ def approve(app: App, item_id: int, priority: int | None) -> None:
 @pass_app
 def reject(app: App, item_id: int) -> None:
     """Hide a proposed news item for good."""
-    from newsletter.feed_service import reject_item
-
     with open_session(app.settings) as session:
         row = reject_item(session, item_id, app.clock)
     click.echo(f"rejected news #{row.id}: {row.title}")
