@@ -16,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from newsletter.config import Settings, load_settings
 from newsletter.errors import JeudisError
+from newsletter.returns import poll as poll_returns
 from newsletter.schedule import run_feeds, run_send, run_weekly
 from newsletter.weeks import Clock, system_clock
 
@@ -54,6 +55,15 @@ def make_scheduler(settings: Settings, clock: Clock = system_clock, **kwargs) ->
             IntervalTrigger(minutes=SEND_EVERY_MINUTES),
             args=[settings, clock],
             id="send-outbox",
+            coalesce=True,
+            max_instances=1,
+        )
+    if settings.inbound_maildir or settings.inbound_imap_url:  # bounces, complaints, mailto
+        scheduler.add_job(
+            poll_returns,
+            IntervalTrigger(minutes=settings.inbound_poll_minutes),
+            args=[settings, clock],
+            id="read-returns",
             coalesce=True,
             max_instances=1,
         )

@@ -52,6 +52,13 @@ class Settings:
     dkim_key_file: str = ""
     dkim_selector: str = ""
     dkim_domain: str = ""
+    # What comes back (newsletter/returns): the VERP envelope sender's base address, where to
+    # read returning mail, and how many consecutive issues of soft bounces bounce a reader.
+    bounce_address: str = "bounces@lerameau.example.org"
+    inbound_maildir: str = ""
+    inbound_imap_url: str = ""
+    inbound_poll_minutes: int = 5
+    soft_bounce_limit: int = 3
     # Feeds.
     feed_timeout: float = 10.0
     feed_max_bytes: int = 5_000_000

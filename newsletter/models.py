@@ -98,6 +98,9 @@ class Subscriber(SQLModel, table=True):
     unsubscribed_at: datetime | None = aware(default=None)
     bounced_at: datetime | None = aware(default=None)
     last_error: str | None = None
+    # Why the status last changed, in words an operator reads ("hard bounce: 550 5.1.1 ...",
+    # "complaint (abuse) on 2026-W48", "mailto unsubscribe").
+    status_reason: str | None = None
 
 
 class Delivery(SQLModel, table=True):
@@ -117,6 +120,28 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = aware()
     sent_at: datetime | None = aware(default=None)
+
+
+class InboundMessage(SQLModel, table=True):
+    """One message that came back (bounce, complaint, unsubscribe mail, reply), read once.
+
+    `digest` (SHA-256 of the raw bytes) makes reading the same message twice change nothing.
+    Messages kept for a person carry their raw bytes: nothing that comes back is dropped.
+    """
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(unique=True)
+    message_id: str = Field(default="", index=True)
+    received_at: datetime = aware()
+    kind: str = Field(index=True)  # see newsletter.returns.decide.KINDS
+    action: str  # what was done: bounced, counted, unsubscribed, ignored, kept, none
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True)
+    week_key: str | None = Field(default=None, index=True)
+    detail: str = ""
+    source: str = ""  # stdin, maildir:<path>, imap:<host>
+    raw: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
 
 
 class Feed(SQLModel, table=True):

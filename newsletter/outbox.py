@@ -36,7 +36,7 @@ from newsletter.weeks import Clock, system_clock
 
 BATCH = 1000
 PURPOSE_ISSUE = "issue"
-SINGLE_PURPOSES = ("confirm", "test")
+SINGLE_PURPOSES = ("confirm", "test", "goodbye")  # goodbye: a mailto unsubscribe confirmed
 _FILE_MODE = 0o600  # messages carry personal addresses and unsubscribe tokens
 
 

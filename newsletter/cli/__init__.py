@@ -32,6 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "desk-password": ("desk:desk_password", "Print the hash of a desk password."),
     "publish": ("publish:publish", "Write the whole public archive site."),
     "demo": ("demo:demo", "A demo instance: sample content and readers, this week's issue."),
+    "inbound": ("returns:inbound", "Turn returning mail (bounces, complaints) into reader states."),
+    "stats": ("returns:stats", "Per issue: sent, bounces, complaints, unsubscribes, rates."),
+    "check": ("returns:check", "Deliverability doctor (no network): links, DKIM, DMARC, DNS."),
 }
 
 

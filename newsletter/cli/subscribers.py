@@ -82,12 +82,16 @@ def list_command(app: App, status: str | None, as_json: bool) -> None:
             "unsubscribed_at",
             "bounced_at",
             "last_error",
+            "status_reason",
         )
         data = [{f: _plain(getattr(row, f)) for f in fields} for row in rows]
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for row in rows:
-        click.echo(f"{row.email}\t{row.status}\t{row.name}")
+        line = f"{row.email}\t{row.status}\t{row.name}"
+        if row.status != "active":  # why and when: a bounce's diagnostic, a complaint, ...
+            line += f"\t{row.status_changed_at:%Y-%m-%d %H:%M}\t{row.status_reason or ''}"
+        click.echo(line)
 
 
 def _plain(value):

@@ -1,0 +1,80 @@
+"""The feedback loop through a real Postfix on loopback.
+
+An issue leaves through Postfix with VERP envelope senders; an aiosmtpd sink standing for
+the world accepts some readers, refuses others (550 5.1.1) and defers one (451); Postfix
+turns the refusals into DSNs to the VERP addresses, delivered to a Maildir; `jeudis inbound
+--maildir` reads them. Afterwards exactly the refused readers are bounced.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+
+import pytest
+from jeudis_cli import REPO, run
+from postfix_server import BOUNCE_DOMAIN, Postfix, unavailable
+from returns_helpers import inbound
+from smtp_server import SmtpServer
+from sqlmodel import select
+
+from newsletter.db import open_session
+from newsletter.models import Delivery, Issue, Subscriber
+from newsletter.returnpath import return_path
+
+ACCEPTED = ["ana@example.net", "ben@example.org", "chloe@example.com", "dina@example.fr"]
+REFUSED = ["gone@example.net", "typo@example.org"]
+DEFERRED = ["full@example.com"]
+
+pytestmark = pytest.mark.skipif(bool(unavailable()), reason=unavailable() or "")
+
+
+def _send_through(home, port: int) -> int:
+    """Hand every queued issue message to Postfix, each with its reader's VERP sender.
+
+    Stands for `jeudis send` until the ledger's sender (issue 8) sets the envelope itself."""
+    settings = home.settings
+    secret = settings.secret_key()
+    sent = 0
+    with open_session(settings) as session, smtplib.SMTP("127.0.0.1", port) as smtp:
+        for delivery in session.exec(select(Delivery).where(Delivery.purpose == "issue")):
+            week = session.get(Issue, delivery.issue_id).week_key
+            sender = return_path(secret, settings.bounce_address, week, delivery.subscriber_id)
+            data = (home.path / delivery.path).read_bytes()
+            smtp.sendmail(sender, [delivery.recipient], data)
+            delivery.status = "sent"
+            session.add(delivery)
+            sent += 1
+        session.commit()
+    return sent
+
+
+def test_postfix_turns_refusals_into_dsns_that_bounce_exactly_the_refused(home):
+    home = home.with_env(JEUDIS_BOUNCE_ADDRESS=f"bounces@{BOUNCE_DOMAIN}")
+    assert run(home.path, "import", str(REPO / "content"), env=home.env).exit_code == 0
+    for address in ACCEPTED + REFUSED + DEFERRED:
+        assert run(home.path, "subscriber", "add", address, env=home.env).exit_code == 0
+    assert run(home.path, "build", env=home.env).exit_code == 0
+
+    with SmtpServer() as sink, Postfix(sink.port) as mta:
+        sink.handler.reject.update(REFUSED)
+        sink.handler.temp_fail.update({address: 1000 for address in DEFERRED})
+        assert _send_through(home, mta.port) == 7
+        returns = mta.wait_for_returns(len(REFUSED + DEFERRED))
+        assert len(returns) == 3, mta.log()[-3000:]
+        result = inbound(home.path, "--maildir", str(mta.maildir), env=home.env)
+        delivered = sorted(r for m in sink.handler.messages for r in m.recipients)
+
+    assert result.exit_code == 0, result.output
+    assert delivered == sorted(ACCEPTED)
+    with open_session(home.settings) as session:
+        status = {s.email: (s.status, s.status_reason) for s in session.exec(select(Subscriber))}
+    assert {email for email, (state, _) in status.items() if state != "active"} == set(REFUSED)
+    for address in REFUSED:
+        assert "5.1.1" in status[address][1]
+    assert "soft_bounce: 1" in result.output and "hard_bounce: 2" in result.output
+
+    stats = json.loads(run(home.path, "stats", "--json", env=home.env).output)
+    assert [(s["recipients"], s["sent"], s["hard_bounces"], s["soft_bounces"]) for s in stats] == [
+        (7, 7, 2, 1)
+    ]
