@@ -1,0 +1,49 @@
+"""The README's editor's week, run as written: every `jeudis` line of its shell block."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from datetime import UTC, datetime
+
+from jeudis_cli import REPO, run
+
+FRIDAY = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # the day the week was tried on
+
+
+def editors_week() -> list[str]:
+    """The command lines of the README's "An editor's week" block, continuations joined."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## An editor's week\n\n```sh\n(.*?)```", readme, re.DOTALL)
+    assert block, "README.md: no shell block under '## An editor's week'"
+    text = block[1].replace("\\\n", " ")
+    return [line.split("  #")[0].strip() for line in text.splitlines() if line.strip()]
+
+
+def test_the_week_starts_by_putting_jeudis_on_path():
+    first = editors_week()[0]
+    assert first.startswith((". .venv/bin/activate", "source .venv/bin/activate", "export PATH="))
+
+
+def test_the_editors_week_runs_as_written(tmp_path, monkeypatch, smtp_server):
+    """Tried as: the README's week built n°1 for nobody, and its item never went out."""
+    monkeypatch.chdir(REPO)  # the block's paths (content/) are relative to the clone
+    env = {"JEUDIS_SMTP_URL": smtp_server.url}
+    outputs: dict[str, str] = {}
+    commands = [shlex.split(line) for line in editors_week()]
+    for args in commands:
+        if args[0] != "jeudis":
+            continue
+        result = run(tmp_path / "var", *args[1:], now=FRIDAY, env=env)
+        assert result.exit_code == 0, f"{shlex.join(args)}: {result.output}"
+        outputs[args[1]] = result.output
+    assert {"init", "import", "item", "plan", "subscriber", "build", "send"} <= outputs.keys()
+    # The item it adds goes out within the weeks `plan` shows, and nothing is left to expire.
+    added = next(args for args in commands if args[:3] == ["jeudis", "item", "add"])
+    title = added[added.index("--title") + 1]
+    assert title[:40] in outputs["plan"]
+    assert "will never go out" not in outputs["plan"]
+    # Readers come before the build: the issue goes to them.
+    verbs = [args[1] for args in commands if args[0] == "jeudis"]
+    assert verbs.index("subscriber") < verbs.index("build")
+    assert len(smtp_server.handler.messages) == 1
