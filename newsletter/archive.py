@@ -1,11 +1,15 @@
 """The public archive: the index of every issue, its Atom feed, and the whole static site.
 
-`archive_entries` reads the issues; `render_index` and `render_feed` are pure (values in,
-text out); `publish_archive` and `publish_site` are the edges that write files.
+Everything is rendered from the database, by any machine of the instance, and shows only
+the issues that are public at a given moment (their scheduled send time: an issue built on
+Monday appears on Thursday at 08:00). `archive_entries` and `public_issues` read the issues;
+`render_index` and `render_feed` are pure (values in, text out); `publish_site` is the edge
+that writes files (`jeudis publish`), and `newsletter.web.archive` serves the same pages.
 """
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,20 +18,22 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from newsletter.build import render_recorded
 from newsletter.config import Settings
 from newsletter.files import write_atomic
 from newsletter.markup import plain, safe_url
 from newsletter.models import ContentItem, Issue
-from newsletter.outbox import message_date
 from newsletter.publish import (
     FEED_FILE,
     archive_url,
     feed_url,
+    issue_page_path,
     issue_url,
     publish_issue,
     site_root,
 )
 from newsletter.render import BRAND, MOTTO, SECTIONS, french_date, template_environment
+from newsletter.timetable import public_from
 
 ATOM = "http://www.w3.org/2005/Atom"
 INDEX_TEMPLATE = "web/archive/index.html.j2"
@@ -64,10 +70,20 @@ class SiteReport:
     feed: Path
 
 
-def archive_entries(session: Session, settings: Settings) -> list[ArchiveEntry]:
-    """Every built issue, newest first."""
+def is_public(settings: Settings, issue: Issue, now: datetime) -> bool:
+    """An issue is public from its scheduled send time (or its build, if that was later)."""
+    return public_from(settings, issue.thursday, issue.built_at) <= now
+
+
+def public_issues(session: Session, settings: Settings, now: datetime) -> list[Issue]:
+    """The issues public at `now`, newest first."""
     issues = session.exec(select(Issue).order_by(col(Issue.thursday).desc())).all()
-    return [_entry(session, settings, issue) for issue in issues]
+    return [issue for issue in issues if is_public(settings, issue, now)]
+
+
+def archive_entries(session: Session, settings: Settings, now: datetime) -> list[ArchiveEntry]:
+    """Every issue public at `now`, newest first."""
+    return [_entry(session, settings, issue) for issue in public_issues(session, settings, now)]
 
 
 def _entry(session: Session, settings: Settings, issue: Issue) -> ArchiveEntry:
@@ -84,7 +100,7 @@ def _entry(session: Session, settings: Settings, issue: Issue) -> ArchiveEntry:
         thursday_iso=issue.thursday.isoformat(),
         subject=plain(issue.subject) or f"{BRAND} n°{issue.number}",
         url=issue_url(settings, issue.week_key),
-        published=message_date(settings, issue),
+        published=public_from(settings, issue.thursday, issue.built_at),
         sections=tuple(sections),
     )
 
@@ -155,41 +171,54 @@ def render_feed(entries: list[ArchiveEntry], settings: Settings) -> str:
     return ET.tostring(feed, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def publish_archive(session: Session, settings: Settings, root: Path | None = None) -> SiteReport:
-    """Rewrite the archive index and its feed from the issues built so far.
+def publish_archive(
+    session: Session, settings: Settings, now: datetime, root: Path | None = None
+) -> SiteReport:
+    """Rewrite the archive index and its feed from the issues public at `now`.
 
-    The build calls it after each issue's page; `root` defaults to $JEUDIS_HOME/site.
-    """
-    entries = archive_entries(session, settings)
+    `root` defaults to $JEUDIS_HOME/site."""
+    entries = archive_entries(session, settings, now)
     folder = site_root(settings, root) / "archive"
     index = write_atomic(folder / "index.html", render_index(entries, settings))
     feed = write_atomic(folder / FEED_FILE, render_feed(entries, settings))
     # The site's front door sends visitors to the archive when it is served on its own.
-    write_atomic(site_root(settings, root) / "index.html", _REDIRECT)
+    write_atomic(site_root(settings, root) / "index.html", REDIRECT)
     return SiteReport(site_root(settings, root), [], index, feed)
 
 
 def publish_site(
     session: Session,
     settings: Settings,
+    now: datetime,
     out_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SiteReport:
-    """Write the whole public site: every issue's page (re-rendered from its recorded items,
-    the same bytes as its build), the index and the feed. Running it twice changes nothing."""
-    from newsletter.build import render_recorded  # build imports this module's callers
-
+    """Write the public site as it stands at `now`: the page of every public issue
+    (re-rendered from its recorded items), the index and the feed. A page an earlier run wrote
+    for an issue that is not public yet is removed. Running it twice changes nothing."""
+    public = {issue.week_key for issue in public_issues(session, settings, now)}
     pages = []
-    for done, issue in enumerate(session.exec(select(Issue).order_by(col(Issue.thursday))), 1):
-        rendered = render_recorded(session, settings, issue)
-        pages.append(publish_issue(settings, issue.week_key, rendered, out_dir))
+    issues = session.exec(select(Issue).order_by(col(Issue.thursday))).all()
+    for done, issue in enumerate(issues, 1):
+        if issue.week_key in public:
+            rendered = render_recorded(session, settings, issue)
+            pages.append(publish_issue(settings, issue.week_key, rendered, out_dir))
+        else:
+            _unpublish(issue_page_path(settings, issue.week_key, out_dir))
         if progress is not None:
             progress(done)
-    report = publish_archive(session, settings, out_dir)
+    report = publish_archive(session, settings, now, out_dir)
     return SiteReport(report.root, pages, report.index, report.feed)
 
 
-_REDIRECT = """<!doctype html>
+def _unpublish(page: Path) -> None:
+    """Remove a page published before its time (by an older version), and its folder."""
+    page.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty, or already gone: leave it
+        page.parent.rmdir()
+
+
+REDIRECT = """<!doctype html>
 <html lang="fr">
 <head>
 <meta charset="utf-8">

@@ -6,21 +6,21 @@ The CLI, the scheduler and the web desk all call these; none re-implements a ste
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
-import sqlalchemy.exc
 from sqlmodel import Session, col, func, select
 
-from newsletter.archive import publish_archive
 from newsletter.config import Settings
 from newsletter.errors import QueueDryError
-from newsletter.files import exclusive_lock
-from newsletter.models import KINDS, ContentItem, Issue
+from newsletter.locks import instance_lock
+from newsletter.models import KINDS, ContentItem, Issue, Subscriber
+from newsletter.outbox import write_issue_outbox
 from newsletter.pick import Calendar, Selection, closes_on, never_out, pick, plan
-from newsletter.publish import issue_url, publish_issue
+from newsletter.publish import issue_url
 from newsletter.queue import queued_items
 from newsletter.render import IssueInfo, RenderedIssue, render
+from newsletter.timetable import LastIssue, check_build_week, public_from
 from newsletter.weeks import Clock, thursday_of, thursdays, upcoming_thursday, week_key
 
 KIND_LABELS = {"news": "news", "example": "inspiring example", "tool": "tool"}
@@ -31,9 +31,11 @@ class BuildReport:
     issue: Issue
     created: bool  # False when the week had already been picked
     already_complete: bool  # True when a previous build had finished: nothing was done
-    page: Path
+    url: str  # the issue's public page, online from `public_at`
+    public_at: datetime
     outbox_dir: Path
     written: int = 0
+    readers: int = 0  # active readers when the build ran (0: the issue went to nobody)
 
 
 @dataclass(frozen=True)
@@ -179,9 +181,18 @@ def preview_issue(
     return info, selection, render(info, selection, settings)
 
 
+def _last_issue(session: Session) -> LastIssue | None:
+    issue = session.exec(select(Issue).order_by(col(Issue.thursday).desc())).first()
+    return LastIssue(issue.week_key, issue.number, issue.thursday) if issue else None
+
+
 def _record(
-    session: Session, settings: Settings, thursday: date, clock: Clock
-) -> tuple[Issue, RenderedIssue, bool]:
+    session: Session, settings: Settings, thursday: date, clock: Clock, force: bool
+) -> tuple[Issue, RenderedIssue]:
+    """Check the calendar, pick and number the week's issue: called under the numbering lock,
+    so no other build of any week reads the queue or the last number meanwhile."""
+    today = clock().astimezone(settings.tz).date()
+    check_build_week(thursday, today, _last_issue(session), force=force)
     week = week_key(thursday)
     selection = pick(queued_items(session), thursday)
     if selection.missing:
@@ -199,20 +210,14 @@ def _record(
         tool_id=selection["tool"].id,
         built_at=clock(),
     )
-    try:
-        session.add(issue)
-        session.flush()
-        for kind in KINDS:
-            item = selection[kind]
-            item.status, item.issue_id, item.updated_at = "used", issue.id, issue.built_at
-            session.add(item)
-        session.commit()
-    except sqlalchemy.exc.IntegrityError:
-        # Another build recorded this week first: the database is the guarantee.
-        session.rollback()
-        existing = issue_for_week(session, week)
-        return existing, render_recorded(session, settings, existing), False
-    return issue, rendered, True
+    session.add(issue)
+    session.flush()
+    for kind in KINDS:
+        item = selection[kind]
+        item.status, item.issue_id, item.updated_at = "used", issue.id, issue.built_at
+        session.add(item)
+    session.commit()
+    return issue, rendered
 
 
 def render_recorded(session: Session, settings: Settings, issue: Issue) -> RenderedIssue:
@@ -224,38 +229,62 @@ def render_recorded(session: Session, settings: Settings, issue: Issue) -> Rende
 
 
 def build_issue(
-    session: Session, settings: Settings, thursday: date, clock: Clock, progress=None
+    session: Session,
+    settings: Settings,
+    thursday: date,
+    clock: Clock,
+    progress=None,
+    *,
+    force: bool = False,
 ) -> BuildReport:
-    """Pick, record, render, publish the web copy and write the outbox for one week.
+    """Pick, record, render and write the outbox for one week (the web copy goes public at
+    the issue's send time, from the database).
 
     Idempotent: a week is picked once (one issue per ISO week in the database); a build that
-    was interrupted is completed; a finished one is left alone."""
+    was interrupted is completed; a finished one is left alone. The calendar rules
+    (timetable.check_build_week) apply to a week not built yet."""
     thursday = the_thursday(thursday)
     week = week_key(thursday)
-    # One builder per week at a time on this machine; the unique week key covers the rest.
-    with exclusive_lock(settings.home / "locks" / f"build-{week}.lock"):
-        session.expire_all()
-        return _build_locked(session, settings, thursday, clock, progress)
+    # One builder per week on every machine (advisory lock on PostgreSQL), and one numbering
+    # at a time for all weeks: two weeks built at once never share an item or a number.
+    with instance_lock(settings, f"build:{week}"):
+        session.rollback()  # read what the previous holder committed
+        issue, rendered = issue_for_week(session, week), None
+        if issue is None:
+            with instance_lock(settings, "issue-numbers"):
+                session.rollback()
+                issue, rendered = _record(session, settings, thursday, clock, force)
+        return _complete(session, settings, issue, rendered, clock, progress)
 
 
-def _build_locked(
-    session: Session, settings: Settings, thursday: date, clock: Clock, progress
+def _active_readers(session: Session) -> int:
+    query = select(func.count()).select_from(Subscriber).where(Subscriber.status == "active")
+    return session.exec(query).one()
+
+
+def _complete(
+    session: Session,
+    settings: Settings,
+    issue: Issue,
+    rendered: RenderedIssue | None,  # given when this build recorded the issue
+    clock: Clock,
+    progress,
 ) -> BuildReport:
-    from newsletter.outbox import write_issue_outbox  # the edge that writes one file each
-
-    week = week_key(thursday)
-    issue = issue_for_week(session, week)
-    page = settings.archive_dir / "archive" / week / "index.html"
-    if issue is not None and issue.outbox_done_at is not None:
-        return BuildReport(issue, False, True, page, settings.outbox_dir / week)
-    if issue is None:
-        issue, rendered, created = _record(session, settings, thursday, clock)
-    else:
-        rendered, created = render_recorded(session, settings, issue), False
-    page = publish_issue(settings, issue.week_key, rendered)
-    publish_archive(session, settings)  # the index and the Atom feed list the new issue
+    """Write the outbox of a recorded issue unless a previous build finished it."""
+    created = rendered is not None
+    url, public_at = (
+        issue_url(settings, issue.week_key),
+        public_from(settings, issue.thursday, issue.built_at),
+    )
+    readers = _active_readers(session)
+    if issue.outbox_done_at is not None:
+        outbox = settings.outbox_dir / issue.week_key
+        return BuildReport(issue, False, True, url, public_at, outbox, readers=readers)
+    rendered = rendered or render_recorded(session, settings, issue)
     report = write_issue_outbox(session, settings, issue, rendered, clock, progress=progress)
     issue.outbox_done_at = clock()
     session.add(issue)
     session.commit()
-    return BuildReport(issue, created, False, page, report.directory, report.written)
+    return BuildReport(
+        issue, created, False, url, public_at, report.directory, report.written, readers
+    )

@@ -38,3 +38,7 @@ class ConflictError(InputError):
 
 class QueueDryError(JeudisError):
     """A kind has nothing to give for a Thursday: the build stops before writing anything."""
+
+
+class CalendarError(InputError):
+    """A build asked for a week the calendar does not allow (past, too far ahead, out of order)."""

@@ -1,46 +1,55 @@
-"""When the Thursday job is due, and the jobs the scheduler runs (same code as the CLI).
+"""The jobs the scheduler runs (same service functions as the CLI), each under a leader lock.
 
-The guarantee of one issue per week lives in the database (Issue.week_key is unique and a
-finished build is a no-op), so a catch-up run, a second scheduler or a manual `jeudis build`
-can never produce a second issue or a second copy of a message.
+The guarantee of one issue per week lives in the database (Issue.week_key is unique, a week
+is built under an instance-wide lock and a finished build is a no-op), so a catch-up run, a
+second scheduler or a manual `jeudis build` can never produce a second issue or a second copy
+of a message. The leader lock on top means two schedulers on two machines run each job once:
+the one that gets the lock runs it, the other logs that it left it to its peer.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable
 
 from newsletter.build import BuildReport, build_issue
 from newsletter.config import Settings
 from newsletter.db import open_session
-from newsletter.errors import JeudisError
-from newsletter.weeks import Clock, thursday_of, week_key
+from newsletter.errors import CalendarError, JeudisError
+from newsletter.feed_service import fetch_all
+from newsletter.locks import instance_lock
+from newsletter.returns import poll as poll_returns
+from newsletter.send import send_outbox
+from newsletter.timetable import due_thursday, send_moment
+from newsletter.weeks import Clock
+
+__all__ = [
+    "due_thursday",
+    "run_feeds",
+    "run_returns",
+    "run_send",
+    "run_weekly",
+    "send_moment",
+]
 
 log = logging.getLogger("jeudis.scheduler")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def send_moment(settings: Settings, day_in_week: date) -> datetime:
-    """The local moment the issue of `day_in_week`'s ISO week is due (Thursday 08:00 by default)."""
-    monday = day_in_week - timedelta(days=day_in_week.weekday())
-    hour, minute = (int(part) for part in settings.send_time.split(":"))
-    day = monday + timedelta(days=DAYS.index(settings.send_day))
-    return datetime.combine(day, time(hour, minute), tzinfo=settings.tz)
-
-
-def due_thursday(now: datetime, settings: Settings) -> date | None:
-    """The Thursday whose issue should exist by `now`, or None before this week's send time.
-
-    A machine that was down at 08:00 catches up any time later in the same ISO week; after the
-    week is over the missed issue is not sent late (the next week's is due instead)."""
-    local = now.astimezone(settings.tz)
-    if local < send_moment(settings, local.date()):
-        return None
-    return thursday_of(week_key(local.date()))
+def as_leader(settings: Settings, job: str, run: Callable[[], object]) -> object | None:
+    """Run `run` if no other scheduler of this instance is running `job` right now."""
+    with instance_lock(settings, f"scheduler:{job}", wait=False) as leader:
+        if not leader:
+            log.info("%s: another scheduler of this instance is running it: skipped", job)
+            return None
+        return run()
 
 
 def run_weekly(settings: Settings, clock: Clock) -> BuildReport | None:
     """The Thursday job: build the due issue if any (idempotent), then send if configured."""
+    return as_leader(settings, "weekly-build", lambda: _weekly(settings, clock))
+
+
+def _weekly(settings: Settings, clock: Clock) -> BuildReport | None:
     thursday = due_thursday(clock(), settings)
     if thursday is None:
         log.info("no issue due yet this week (due %s)", send_moment(settings, clock().date()))
@@ -58,9 +67,10 @@ def run_weekly(settings: Settings, clock: Clock) -> BuildReport | None:
                     report.written,
                 )
             if settings.send_after_build:
-                from newsletter.send import send_outbox
-
                 send_outbox(session, settings, clock)
+    except CalendarError as exc:  # a later week is built already: never number backwards
+        log.info("not building the issue of %s: %s", thursday, exc)
+        return None
     except JeudisError as exc:
         log.error("weekly build for %s failed: %s", thursday, exc)
         return None
@@ -69,8 +79,10 @@ def run_weekly(settings: Settings, clock: Clock) -> BuildReport | None:
 
 def run_feeds(settings: Settings, clock: Clock) -> None:
     """The daily job: fetch every followed feed (errors are recorded per feed)."""
-    from newsletter.feed_service import fetch_all
+    as_leader(settings, "daily-feeds", lambda: _feeds(settings, clock))
 
+
+def _feeds(settings: Settings, clock: Clock) -> None:
     with open_session(settings) as session:
         for report in fetch_all(session, settings, clock):
             log.info("feed: %s", report)
@@ -79,11 +91,18 @@ def run_feeds(settings: Settings, clock: Clock) -> None:
 def run_send(settings: Settings, clock: Clock) -> None:
     """The frequent job (when delivery is automatic): drain the outbox — confirmations of
     new sign-ups, retries of temporary failures. Sending is resumable and never sends twice."""
-    from newsletter.send import send_outbox
+    as_leader(settings, "send-outbox", lambda: _send(settings, clock))
 
+
+def _send(settings: Settings, clock: Clock) -> None:
     try:
         with open_session(settings) as session:
             report = send_outbox(session, settings, clock)
         log.info("send: %s", report.summary())
     except JeudisError as exc:
         log.error("send failed: %s", exc)
+
+
+def run_returns(settings: Settings, clock: Clock) -> object | None:
+    """The inbound job: read bounces, complaints and mailto unsubscribes from the mailbox."""
+    return as_leader(settings, "read-returns", lambda: poll_returns(settings, clock))

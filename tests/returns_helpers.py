@@ -9,15 +9,17 @@ sender of that reader's issue), `{{TOKEN email}}` (the signed unsubscribe token)
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 from jeudis_cli import FIXTURES, MONDAY
 
-from newsletter import tokens
+from newsletter import subscribers, tokens
 from newsletter.cli import App, main
 from newsletter.config import load_settings
+from newsletter.db import open_session
+from newsletter.models import ContentItem, Delivery, Issue
 from newsletter.returnpath import return_path
 
 RETURNS = FIXTURES / "returns"
@@ -71,3 +73,47 @@ def inbound(
     return CliRunner().invoke(
         main, ["inbound", *args], obj=app, env=environ, input=stdin, catch_exceptions=False
     )
+
+
+def issues_sent(home, weeks, ids):
+    """Issues, each with a sent delivery row for every reader."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with open_session(home.settings) as session:
+        item = ContentItem(
+            kind="news", title="T", url="https://a.example/", created_at=now, updated_at=now
+        )
+        session.add(item)
+        session.flush()
+        for n, week in enumerate(weeks, start=1):
+            thursday = date.fromisocalendar(2026, int(week[-2:]), 4)
+            issue = Issue(
+                week_key=week.upper(),
+                number=n,
+                thursday=thursday,
+                news_id=item.id,
+                example_id=item.id,
+                tool_id=item.id,
+                built_at=now,
+                sent_at=datetime.combine(thursday, time(7), tzinfo=UTC),
+            )
+            session.add(issue)
+            session.flush()
+            for email, sid in ids.items():
+                session.add(
+                    Delivery(
+                        issue_id=issue.id,
+                        subscriber_id=sid,
+                        recipient=email,
+                        path=f"outbox/{week}/{sid}.eml",
+                        message_id=f"<{week}.{sid}@x>",
+                        status="sent",
+                        created_at=now,
+                    )
+                )
+        session.commit()
+
+
+def add_readers(settings, clock) -> dict[str, int]:
+    """The sample readers, active; their ids by address."""
+    with open_session(settings) as session:
+        return {email: subscribers.add(session, clock, email).subscriber.id for email in READERS}

@@ -15,6 +15,7 @@ from newsletter.config import load_settings
 from newsletter.db import open_session
 from newsletter.models import ContentItem, Delivery, Issue
 
+FRIDAY = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # the coming Thursday is 2026-12-03
 READERS = [
     ("camille.martin@example.org", "Camille Martin"),
     ("Noe.Leroy@Example.org", "Noé Leroy"),
@@ -59,9 +60,12 @@ def test_build_writes_one_parsable_message_per_reader(tmp_path):
         doc = lxml.html.fromstring(html.get_content())
         assert doc.get("lang") == "fr"
     assert recipients == {a.lower() for a, _ in READERS}
-    page = settings.archive_dir / "archive" / "2026-W48" / "index.html"
-    assert page.exists() and str(page) in result.stdout
-    assert "@@UNSUBSCRIBE_URL@@" not in page.read_text()
+    # The web copy is announced, not published: it goes public at the send time.
+    assert (
+        "web copy: http://127.0.0.1:8017/archive/2026-W48/ (public from 2026-11-26 08:00 CET)"
+        in (result.stdout)
+    )
+    assert not settings.archive_dir.exists()
 
 
 def test_building_twice_changes_nothing_and_says_so(tmp_path):
@@ -82,8 +86,8 @@ def test_building_twice_changes_nothing_and_says_so(tmp_path):
 def test_next_week_picks_new_items_and_numbers_on(tmp_path):
     instance(tmp_path)
     run(tmp_path, "build")
-    result = run(tmp_path, "build", "--date", "2026-12-03")
-    assert "built 2026-W49 n°2" in result.stdout
+    result = run(tmp_path, "build", now=FRIDAY)
+    assert "built 2026-W49 n°2 (2026-12-03)" in result.stdout
     settings = load_settings({"JEUDIS_HOME": str(tmp_path)})
     with open_session(settings) as session:
         first, second = session.exec(select(Issue).order_by(Issue.number)).all()
@@ -113,7 +117,7 @@ def test_dry_message_says_since_when(tmp_path):
     assert run(tmp_path, "build").exit_code == 0
     run(tmp_path, "item", "add", "--kind", "news", "--title", "N", "--url", "https://a.example/")
     run(tmp_path, "item", "add", "--kind", "tool", "--title", "T", "--url", "https://a.example/")
-    result = run(tmp_path, "build", "--date", "2026-12-03")
+    result = run(tmp_path, "build", "--date", "2026-12-03", now=FRIDAY)
     assert result.exit_code == 1
     assert "dry since the issue of 2026-11-26 (2026-W48) used the last one" in result.stderr
 
@@ -175,20 +179,6 @@ def test_two_builds_at_once_make_one_issue(tmp_path):
     with open_session(settings) as session:
         assert len(session.exec(select(Issue)).all()) == 1
         assert len(session.exec(select(Delivery)).all()) == len(READERS)
-
-
-def test_each_build_refreshes_the_archive_index_and_feed(tmp_path):
-    import feedparser
-
-    settings = instance(tmp_path)
-    run(tmp_path, "build")
-    run(tmp_path, "build", "--date", "2026-12-03")
-    archive = settings.archive_dir / "archive"
-    index = lxml.html.parse(str(archive / "index.html")).getroot()
-    links = {a.get("href") for a in index.iter("a")}
-    assert {"2026-W48/", "2026-W49/"} <= {h.split("archive/")[-1] for h in links if h}
-    feed = feedparser.parse((archive / "feed.atom").read_bytes())
-    assert not feed.bozo and len(feed.entries) == 2
 
 
 def test_the_build_leaves_sqlite_fully_synchronous(tmp_path):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+import threading
+from datetime import UTC, datetime
 
 import pytest
 from jeudis_cli import run
-from returns_helpers import READERS, RETURNS, inbound, render
+from returns_helpers import RETURNS, add_readers, inbound, issues_sent, render
 from sqlmodel import select
 
-from newsletter import subscribers
 from newsletter.db import open_session
-from newsletter.models import ContentItem, Delivery, InboundMessage, Issue, Subscriber
+from newsletter.models import Delivery, InboundMessage, Subscriber
+from newsletter.returns import take_in
 from scheduler import make_scheduler
 
 # fixture -> (kind, {reader: new status}); every other reader must stay as it was.
@@ -43,8 +44,7 @@ KEPT = {"unreadable", "forged", "other"}
 
 @pytest.fixture
 def ids(home, clock) -> dict[str, int]:
-    with open_session(home.settings) as session:
-        return {email: subscribers.add(session, clock, email).subscriber.id for email in READERS}
+    return add_readers(home.settings, clock)
 
 
 def states(home) -> dict[str, tuple[str, str | None]]:
@@ -171,7 +171,7 @@ def test_not_a_maildir_is_bad_input(home, tmp_path):
 
 def test_soft_bounces_on_three_consecutive_issues_bounce_the_reader(home, ids):
     weeks = ["2026-w46", "2026-w47", "2026-w48"]
-    _issues_sent(home, weeks, ids)
+    issues_sent(home, weeks, ids)
     dave, erin = "dave@example.fr", "erin@example.net"
     for week in weeks:
         inbound(
@@ -182,44 +182,6 @@ def test_soft_bounces_on_three_consecutive_issues_bounce_the_reader(home, ids):
     after = states(home)
     assert after[dave][0] == "bounced" and "3 consecutive issues" in after[dave][1]
     assert after[erin][0] == "active"
-
-
-def _issues_sent(home, weeks, ids):
-    """Issues, each with a sent delivery row for every reader."""
-    now = datetime(2026, 11, 1, tzinfo=UTC)
-    with open_session(home.settings) as session:
-        item = ContentItem(
-            kind="news", title="T", url="https://a.example/", created_at=now, updated_at=now
-        )
-        session.add(item)
-        session.flush()
-        for n, week in enumerate(weeks, start=1):
-            thursday = date.fromisocalendar(2026, int(week[-2:]), 4)
-            issue = Issue(
-                week_key=week.upper(),
-                number=n,
-                thursday=thursday,
-                news_id=item.id,
-                example_id=item.id,
-                tool_id=item.id,
-                built_at=now,
-                sent_at=datetime.combine(thursday, time(7), tzinfo=UTC),
-            )
-            session.add(issue)
-            session.flush()
-            for email, sid in ids.items():
-                session.add(
-                    Delivery(
-                        issue_id=issue.id,
-                        subscriber_id=sid,
-                        recipient=email,
-                        path=f"outbox/{week}/{sid}.eml",
-                        message_id=f"<{week}.{sid}@x>",
-                        status="sent",
-                        created_at=now,
-                    )
-                )
-        session.commit()
 
 
 def test_the_subscriber_list_says_why_and_when(home, ids):
@@ -235,7 +197,7 @@ def test_the_subscriber_list_says_why_and_when(home, ids):
 
 
 def test_stats_per_issue_with_rates_and_warnings(home, ids):
-    _issues_sent(home, ["2026-w46", "2026-w47", "2026-w48"], ids)
+    issues_sent(home, ["2026-w46", "2026-w47", "2026-w48"], ids)
     friday = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # the day after W48 left
     for name in (
         "postfix_hard_dsn.eml",
@@ -285,3 +247,25 @@ def test_the_scheduler_polls_the_configured_maildir(home, ids, tmp_path, clock):
     job.func(*job.args)  # what the scheduler runs every 3 minutes
     assert states(home)["bob@example.org"][0] == "bounced"
     assert make_scheduler(home.settings, clock).get_job("read-returns") is None
+
+
+def test_two_readers_of_the_same_message_at_once_act_once(home, ids, clock):
+    raw = render("postfix_hard_dsn.eml", home.settings, ids)
+    settings = home.settings
+    start = threading.Barrier(4)
+    outcomes = []
+
+    def read_it():
+        with open_session(settings) as session:
+            start.wait()
+            outcomes.append(take_in(session, settings, clock, raw, "test"))
+
+    threads = [threading.Thread(target=read_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(o.duplicate for o in outcomes) == [False, True, True, True]
+    assert [o.changed for o in outcomes if not o.duplicate] == ["bounced"]
+    with open_session(settings) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 1

@@ -7,7 +7,7 @@ import email.policy
 import json
 import threading
 from contextlib import closing
-from datetime import date
+from datetime import UTC, date, datetime
 
 import httpx
 import lxml.html
@@ -29,6 +29,8 @@ from newsletter.web import auth
 from newsletter.web.desk import desk_app
 
 PASSWORD = "trois petits chats"
+
+FRIDAY = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # the coming Thursday: 2026-12-03
 
 
 class Desk:
@@ -223,7 +225,7 @@ def test_editing_an_item_and_a_used_one_is_locked(desk_server):
     assert response.status_code == 303
     assert items(settings)[tool.id - 1].title == "Le kit, nouvelle édition"
     # Once sent, an item is history: the form is shown locked and a post is refused.
-    assert run(settings.home, "build", "--date", "2026-12-03").exit_code == 0
+    assert run(settings.home, "build", "--date", "2026-12-03", now=FRIDAY).exit_code == 0
     doc = desk.doc(f"/items/{tool.id}")
     assert doc.xpath("//fieldset/@disabled") and "ne peut plus être modifié" in doc.text_content()
     response = desk.post(f"/items/{tool.id}", form | {"title": "x"})
@@ -400,7 +402,7 @@ def test_test_send_goes_through_the_outbox_and_the_relay_alone(desk_server, smtp
     settings, desk = desk_server(JEUDIS_SMTP_URL=smtp_server.url)
     # A built issue waits in the outbox for Thursday: a test must not take it along.
     assert run(settings.home, "subscriber", "add", "lecteur@example.org").exit_code == 0
-    assert run(settings.home, "build", "--date", "2026-12-03").exit_code == 0
+    assert run(settings.home, "build", "--date", "2026-12-03", now=FRIDAY).exit_code == 0
     doc = send_test(desk, "Editrice@Example.org", key="a" * 24)
     assert "Test envoyé à editrice@example.org." in doc.xpath('string(//*[@role="status"])')
     (received,) = smtp_server.handler.messages

@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inbound": ("returns:inbound", "Turn returning mail (bounces, complaints) into reader states."),
     "stats": ("returns:stats", "Per issue: sent, bounces, complaints, unsubscribes, rates."),
     "check": ("returns:check", "Deliverability doctor (no network): links, DKIM, DMARC, DNS."),
+    "scheduler": (
+        "scheduler:scheduler",
+        "Run the Thursday job, feed fetches and sending until stopped.",
+    ),
 }
 
 

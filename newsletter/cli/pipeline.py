@@ -180,7 +180,7 @@ def preview(app: App, day: str | None, out: Path | None, text_out: Path | None) 
 
 
 def echo_build(report: BuildReport) -> None:
-    """What `build` and `demo` print: what was done, and where the files are."""
+    """What `build` and `demo` print: what was done, when it goes public, who gets it."""
     issue = report.issue
     if report.already_complete:
         click.echo(
@@ -191,20 +191,33 @@ def echo_build(report: BuildReport) -> None:
         verb = "built" if report.created else "completed"
         click.echo(f"{verb} {issue.week_key} n°{issue.number} ({issue.thursday}): {issue.subject}")
         click.echo(f"{report.written} message(s) written to the outbox")
-    click.echo(f"web copy: {report.page}")
+    click.echo(f"web copy: {report.url} (public from {report.public_at:%Y-%m-%d %H:%M %Z})")
     click.echo(f"outbox:   {report.outbox_dir}")
+    if report.readers == 0:
+        click.echo(
+            "warning: no active reader: this issue goes to nobody; add readers with "
+            "`jeudis subscriber add` or `jeudis subscriber import` before building",
+            err=True,
+        )
 
 
 @click.command("build")
 @click.option(
     "--date", "day", metavar="DATE", help="A date in the issue's week (default: next Thursday)."
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build a past week or one further ahead than the coming Thursday (a rare repair).",
+)
 @pass_app
-def build(app: App, day: str | None) -> None:
-    """Pick, record, render, publish and write the outbox for a week (what Thursday's job does).
+def build(app: App, day: str | None, force: bool) -> None:
+    """Pick, record, render and write the outbox for a week (what Thursday's job does).
 
-    Running it again for the same week changes nothing and says so.
+    Takes the coming Thursday (or this week's, late); a week already built is a no-op. The
+    issue's web page and feed entry go public at its send time.
     """
     with open_session(app.settings) as session:
-        report = build_issue(session, app.settings, _thursday_option(app, day), app.clock)
+        thursday = _thursday_option(app, day)
+        report = build_issue(session, app.settings, thursday, app.clock, force=force)
     echo_build(report)

@@ -20,16 +20,18 @@ from newsletter.errors import InputError
 )
 @pass_app
 def publish(app: App, out: Path | None) -> None:
-    """Write the whole public site: one page per built issue, the index, the Atom feed.
+    """Write the public site from the database: one page per public issue, the index, the
+    Atom feed.
 
-    Static files any web server can serve; links use base_url. Running it twice gives the
+    An issue is public from its scheduled send time. Static files any web server can serve;
+    links use base_url. Any machine of the instance can run it; running it twice gives the
     same files.
     """
     settings = app.settings
     if out is not None and out.exists() and not out.is_dir():
         raise InputError(f"--out: {out} is not a folder")
     with open_session(settings) as session:
-        report = publish_site(session, settings, out)
+        report = publish_site(session, settings, app.clock(), out)
     click.echo(f"published {len(report.pages)} issue page(s) to {report.root}")
     click.echo(f"index: {report.index}")
     click.echo(f"feed:  {report.feed}")

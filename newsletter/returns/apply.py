@@ -7,7 +7,7 @@ of a mailto unsubscribe and the InboundMessage row commit together, or not at al
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import make_msgid
 
@@ -61,6 +61,15 @@ def _seen(session: Session, key: str, message_id: str) -> InboundMessage | None:
     return found
 
 
+def _decision(session: Session, settings: Settings, raw: bytes) -> Decision:
+    try:
+        returned = read(raw)
+    except Unreadable as exc:
+        return Decision("unreadable", "keep", None, None, exc.reason)
+    secret, readers = settings.secret_key(), SessionReaders(session)
+    return decide(returned, identify(returned, secret, readers, settings.bounce_address))
+
+
 def take_in(
     session: Session, settings: Settings, clock: Clock, raw: bytes, source: str = "stdin"
 ) -> Outcome:
@@ -69,41 +78,31 @@ def take_in(
     seen = _seen(session, key, message_id)
     if seen is not None:
         return Outcome(message_id, seen.kind, seen.action, seen.detail, duplicate=True)
-    try:
-        returned = read(raw)
-    except Unreadable as exc:
-        decision = Decision("unreadable", "keep", None, None, exc.reason)
-    else:
-        who = identify(
-            returned, settings.secret_key(), SessionReaders(session), settings.bounce_address
-        )
-        decision = decide(returned, who)
-    now = clock()
+    decision = _decision(session, settings, raw)
     reader = session.get(Subscriber, decision.subscriber_id) if decision.subscriber_id else None
     week = decision.week or (_latest_week(session, reader.id) if reader else None)
-    session.add(
-        InboundMessage(
-            digest=key,
-            message_id=message_id,
-            received_at=now,
-            kind=decision.kind,
-            action=decision.action,
-            subscriber_id=decision.subscriber_id,
-            week_key=week,
-            detail=decision.detail,
-            source=source,
-            raw=raw if decision.action == "keep" else None,
-        )
+    row = InboundMessage(
+        digest=key,
+        message_id=message_id,
+        received_at=clock(),
+        kind=decision.kind,
+        action=decision.action,
+        subscriber_id=decision.subscriber_id,
+        week_key=week,
+        detail=decision.detail,
+        source=source,
+        raw=raw if decision.action == "keep" else None,
     )
-    session.flush()
-    changed = _act(session, settings, clock, decision, reader, week, key) if reader else ""
+    outcome = Outcome(message_id, decision.kind, decision.action, decision.detail)
     try:
+        session.add(row)
+        session.flush()  # the unique digest: a concurrent reader of the same message stops here
+        changed = _act(session, settings, clock, decision, reader, week, key) if reader else ""
         session.commit()
-    except sa.exc.IntegrityError:  # another process read the same message meanwhile
+    except sa.exc.IntegrityError:
         session.rollback()
-        return Outcome(message_id, decision.kind, decision.action, decision.detail, duplicate=True)
-    email = reader.email if reader else ""
-    return Outcome(message_id, decision.kind, decision.action, decision.detail, email, changed)
+        return replace(outcome, duplicate=True)
+    return replace(outcome, email=reader.email if reader else "", changed=changed)
 
 
 def _act(

@@ -20,7 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from newsletter.config import Settings
 from newsletter.weeks import Clock, system_clock
 
-ROUTE_GROUPS: tuple[str, ...] = ("newsletter.web.subscription", "newsletter.web.desk")
+ROUTE_GROUPS: tuple[str, ...] = (
+    "newsletter.web.subscription",
+    "newsletter.web.desk",
+    "newsletter.web.archive",  # /archive/ from the database, at each issue's send time
+)
 # Sent with every response; pages add their own Content-Security-Policy.
 SAFE_HEADERS = {
     b"x-content-type-options": b"nosniff",

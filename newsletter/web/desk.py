@@ -336,7 +336,7 @@ def desk_app(
     if settings.desk_password_hash:
         auth.parse_hash(settings.desk_password_hash)  # a mistyped hash is said at start
     # Beyond loopback without a hash, the desk is served locked: its login page says why.
-    from newsletter.web import desk_items, desk_preview
+    from newsletter.web import desk_items, desk_preview, desk_returns
 
     templates_dir = Path(settings.templates_dir)
     watched = [templates_dir] + ([content_dir] if content_dir is not None else [])
@@ -350,6 +350,7 @@ def desk_app(
         Route("/queue", queue_page, name="queue"),
         *desk_items.ROUTES,
         *desk_preview.ROUTES,
+        *desk_returns.ROUTES,
         Route("/live", live_events, name="live"),
         Route("/login", login, methods=["GET", "POST"], name="login"),
         Route("/logout", logout, methods=["POST"], name="logout"),

@@ -11,15 +11,14 @@ import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from jeudis_cli import MONDAY, REPO, run
+from jeudis_cli import REPO, run
 from smtp_server import free_port
 
-from newsletter.archive import publish_archive
 from newsletter.config import Settings, load_settings
-from newsletter.db import open_session
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -30,6 +29,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+BUILT_W49 = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # 2026-W48 built on Monday 11-23
+# The site's clock: Thursday 2026-12-03 13:00 Paris, both issues public (W49 since 08:00).
+SERVED_AT = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 READERS = [("camille.martin@example.org", "Camille Martin"), ("noe.leroy@example.org", "Noé Leroy")]
 
@@ -98,13 +100,11 @@ def site(tmp_path) -> Iterator[Site]:
     for address, name in READERS:
         site.cli("subscriber", "add", address, "--name", name)
     site.cli("build", "--date", "2026-11-26")
-    site.cli("build", "--date", "2026-12-03")
-    with open_session(site.settings) as session:
-        publish_archive(session, site.settings)
+    assert run(home, "build", now=BUILT_W49).exit_code == 0  # the Friday after n°1 went out
 
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(site.settings, lambda: MONDAY),
+            create_app(site.settings, lambda: SERVED_AT),
             host="127.0.0.1",
             port=port,
             log_level="warning",
