@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from newsletter.archive import publish_site
 from newsletter.build import BuildReport, build_issue
 from newsletter.config import Settings
 from newsletter.db import open_session
@@ -66,6 +67,8 @@ def _weekly(settings: Settings, clock: Clock) -> BuildReport | None:
                     report.issue.number,
                     report.written,
                 )
+            # The static copy in $JEUDIS_HOME/site follows: the issue is public from now.
+            publish_site(session, settings, clock())
             if settings.send_after_build:
                 send_outbox(session, settings, clock)
     except CalendarError as exc:  # a later week is built already: never number backwards

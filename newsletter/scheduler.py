@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -105,7 +106,15 @@ def startup_lines(settings: Settings, scheduler: BlockingScheduler, now: datetim
         + (f" (builds {week_key(build.date())})" if build else ""),
         f"next feed fetch: {_when(fetch, settings)}",
         f"sending:         {sending}",
+        f"returns:         {_returns(settings)}",
     ]
+
+
+def _returns(settings: Settings) -> str:
+    source = settings.inbound_maildir or urlsplit(settings.inbound_imap_url).hostname
+    if not source:
+        return "not read (set inbound_maildir or inbound_imap_url to read bounces)"
+    return f"read every {settings.inbound_poll_minutes} minutes from {source}"
 
 
 def run_scheduler(settings: Settings, clock: Clock = system_clock) -> None:
@@ -116,6 +125,7 @@ def run_scheduler(settings: Settings, clock: Clock = system_clock) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=[logging.StreamHandler(), logging.FileHandler(settings.log_dir / "scheduler.log")],
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its job-store chatter
     scheduler = make_scheduler(settings, clock)
     log.info(
         "jeudis scheduler starting\n  %s", "\n  ".join(startup_lines(settings, scheduler, clock()))

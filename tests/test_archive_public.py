@@ -68,6 +68,8 @@ def test_an_issue_built_on_monday_is_public_at_thursday_8am_on_every_machine(
         answers.append((index[1], feed[1], page[1]))
     assert answers[0] == answers[1]  # the same archive from either machine
     assert get(servers[0], "/archive/2026-W48")[0] == 200  # redirected to the page
+    status, door = get(servers[1], "/")  # a machine that never published: the archive's door
+    assert status == 200 and b"url=archive/" in door
     assert get(servers[0], "/archive/2026-W47/")[0] == 404
 
 

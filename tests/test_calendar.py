@@ -122,12 +122,25 @@ def test_the_scheduler_says_what_it_will_do(tmp_path):
     assert "next issue:      Thursday 2026-11-26 08:00 CET (builds 2026-W48)" in lines
     assert "next feed fetch: Tuesday 2026-11-24 06:00 CET" in lines
     assert "sending:         off" in text and "send_after_build = true" in text
-    sending = load_settings({**env, "JEUDIS_SEND_AFTER_BUILD": "1"})
-    assert "sending:         on" in "\n".join(
-        startup_lines(sending, make_scheduler(sending), MONDAY)
+    assert "returns:         not read" in text
+    imap = "imaps://jeudis:s3cret@imap.example.org/INBOX"
+    sending = load_settings(
+        {**env, "JEUDIS_SEND_AFTER_BUILD": "1", "JEUDIS_INBOUND_IMAP_URL": imap}
     )
+    text = "\n".join(startup_lines(sending, make_scheduler(sending), MONDAY))
+    assert "sending:         on" in text and "s3cret" not in text
+    assert "returns:         read every 5 minutes from imap.example.org" in text
 
 
 def test_jeudis_scheduler_is_a_command(tmp_path):
     result = run(tmp_path, "scheduler", "--help")
     assert result.exit_code == 0 and "Thursday" in result.stdout
+
+
+def test_the_thursday_job_refreshes_the_static_site_at_the_send_time(tmp_path):
+    settings = instance(tmp_path)
+    assert run(tmp_path, "build", now=MONDAY).exit_code == 0
+    page = settings.archive_dir / "archive" / "2026-W48" / "index.html"
+    assert not page.exists()
+    report = run_weekly(settings, lambda: datetime(2026, 11, 26, 7, 0, tzinfo=UTC))
+    assert report.already_complete and page.exists()

@@ -84,13 +84,14 @@ def stats(app: App, week: str | None, as_json: bool) -> None:
         click.echo(json.dumps([row.as_dict() for row in rows], indent=2))
         return
     click.echo(
-        "week      no  recipients  sent  hard  soft  complaints  unsubscribes  bounce%  complaint%"
+        f"{'week':<8}  {'no':>3}  {'recipients':>10}  {'sent':>8}  {'hard':>6}  {'soft':>6}  "
+        f"{'complaints':>10}  {'unsubscribes':>12}  {'bounce%':>8}  {'complaint%':>10}"
     )
     for row in rows:
         click.echo(
-            f"{row.week}  {row.number:>2}  {row.recipients:>10}  {row.sent:>4}  "
-            f"{row.hard_bounces:>4}  {row.soft_bounces:>4}  {row.complaints:>10}  "
-            f"{row.unsubscribes:>12}  {row.bounce_rate:>7.2%}  {row.complaint_rate:>10.3%}"
+            f"{row.week:<8}  {row.number:>3}  {row.recipients:>10}  {row.sent:>8}  "
+            f"{row.hard_bounces:>6}  {row.soft_bounces:>6}  {row.complaints:>10}  "
+            f"{row.unsubscribes:>12}  {row.bounce_rate:>8.2%}  {row.complaint_rate:>10.3%}"
         )
     for row in rows:
         for warning in row.warnings():

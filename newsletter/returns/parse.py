@@ -103,7 +103,7 @@ def read(raw: bytes) -> Returned:
         is_bounce=is_bounce,
         complaint=complaint,
         auto_reply=_is_auto_reply(message),
-        returned_paths=_returned_paths(returned, complaint),
+        returned_paths=_returned_paths(returned, complaint) + _dsn_senders(message),
         returned_to=tuple(
             a for _, a in getaddresses(returned.get_all("To", []) if returned else [])
         ),
@@ -188,6 +188,21 @@ def _feedback(message: Message) -> tuple[Complaint | None, Message | None]:
         )
         return complaint, _returned_message(message)
     return None, None
+
+
+def _dsn_senders(message: Message) -> tuple[str, ...]:
+    """Our envelope sender as a DSN's per-message fields repeat it (Original-Envelope-Id when
+    the sender passed ENVID, Postfix's X-Postfix-Sender)."""
+    found = []
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status" or not part.is_multipart():
+            continue
+        fields = part.get_payload(0)
+        for name in ("Original-Envelope-Id", "X-Postfix-Sender"):
+            value = str(fields.get(name, "")).rpartition(";")[2].strip().strip("<>").lower()
+            if "@" in value:
+                found.append(value)
+    return tuple(found)
 
 
 def _dsn_failures(message: Message) -> list[Failure]:

@@ -12,10 +12,11 @@ from collections import OrderedDict
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from newsletter.archive import (
+    REDIRECT,
     archive_entries,
     is_public,
     render_feed,
@@ -107,7 +108,14 @@ def routes(settings: Settings, clock: Clock) -> list[BaseRoute]:
     async def to_index(_request: Request) -> Response:
         return RedirectResponse("/archive/", status_code=301)
 
+    async def front_door(_request: Request) -> Response:
+        # A front page published into $JEUDIS_HOME/site wins; else the archive's own door,
+        # so a machine that never ran `jeudis publish` still answers /.
+        page = settings.archive_dir / "index.html"
+        return FileResponse(page) if page.is_file() else _html(REDIRECT)
+
     return [
+        Route("/", front_door, name="front-door"),
         Route("/archive", to_index),
         Route("/archive/{rest:path}", archive.serve, name="archive"),
     ]
