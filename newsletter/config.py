@@ -68,7 +68,9 @@ class Settings:
     # Web desk.
     web_host: str = "127.0.0.1"
     web_port: int = 8017
-    desk_password_hash: str = ""
+    desk_password_hash: str = ""  # before named accounts: opens the `admin` account
+    desk_session_idle_minutes: int = 30
+    desk_session_hours: int = 12
     # The content folder the desk re-imports when its files change (empty: ./content, if
     # this instance was filled from it).
     content_dir: str = ""

@@ -12,6 +12,8 @@ KINDS = ("news", "example", "tool")
 ITEM_STATUSES = ("proposed", "queued", "used", "rejected", "dropped")
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
 DELIVERY_STATUSES = ("queued", "sent", "failed", "skipped")
+EDITOR_ROLES = ("editor", "admin")
+CONSENT_SOURCES = ("form", "invitation", "import", "cli")
 
 
 class AwareDateTime(TypeDecorator):
@@ -98,6 +100,11 @@ class Subscriber(SQLModel, table=True):
     unsubscribed_at: datetime | None = aware(default=None)
     bounced_at: datetime | None = aware(default=None)
     last_error: str | None = None
+    # The record of consent (RGPD): how it was given (CONSENT_SOURCES), the wording shown,
+    # and when (for the form and the invitation: when the person confirmed).
+    consent_source: str | None = None
+    consent_text: str | None = None
+    consent_at: datetime | None = aware(default=None)
     # Why the status last changed, in words an operator reads ("hard bounce: 550 5.1.1 ...",
     # "complaint (abuse) on 2026-W48", "mailto unsubscribe").
     status_reason: str | None = None
@@ -159,3 +166,57 @@ class Feed(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: datetime | None = aware(default=None)
     entries_seen: int = 0
+
+
+class Editor(SQLModel, table=True):
+    """A named account of the desk; `role` is one of EDITOR_ROLES."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    role: str = "editor"
+    password_hash: str
+    created_at: datetime = aware()
+    password_changed_at: datetime = aware()
+
+
+class DeskSession(SQLModel, table=True):
+    """A signed-in desk session; the cookie holds a random id, this row its SHA-256."""
+
+    __tablename__ = "desk_session"
+
+    id: str = Field(primary_key=True)
+    editor_id: int = Field(foreign_key="editor.id", index=True)
+    created_at: datetime = aware()
+    last_seen_at: datetime = aware()
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed logins for one account (`account:NAME`) or one client (`client:ADDRESS`)."""
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True)
+    failures: int = 0
+    last_failure_at: datetime = aware()
+    blocked_until: datetime | None = aware(default=None)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who changed what and when: the desk's editors, the CLI's OS user, the readers."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = aware(index=True)
+    actor: str
+    action: str = Field(index=True)
+    target: str = Field(default="", index=True)
+    detail: str = ""
+
+
+class Suppression(SQLModel, table=True):
+    """An address forgotten on request, kept only as a hash so that no import adds it back."""
+
+    email_hash: str = Field(primary_key=True)
+    created_at: datetime = aware()
+    reason: str = "forget"

@@ -22,12 +22,14 @@ from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
 from newsletter import tokens
+from newsletter.audit import record
 from newsletter.config import Settings
 from newsletter.errors import ConflictError, InputError, NotFoundError
 from newsletter.message import compose_simple, sender_domain
 from newsletter.message import unsubscribe_url as message_unsubscribe_url
 from newsletter.models import SUBSCRIBER_STATUSES, Delivery, Subscriber
 from newsletter.outbox import write_single
+from newsletter.privacy import lift_suppression, stamp_consent, suppressed
 from newsletter.weeks import Clock
 
 EMAIL_HEADERS = {
@@ -97,17 +99,33 @@ class Change:
     subscriber: Subscriber
 
 
-def _upsert(session: Session, email: str, name: str, now: datetime, reactivate: bool) -> Change:
-    """Make `email` an active subscriber, without committing."""
+def _upsert(
+    session: Session,
+    email: str,
+    name: str,
+    now: datetime,
+    reactivate: bool,
+    consent: tuple[str, str] = ("cli", ""),
+) -> Change:
+    """Make `email` an active subscriber, without committing. `consent` is (how, detail)
+    for the record of consent of a new or reactivated subscriber."""
     subscriber = find(session, email)
+    if suppressed(session, email) is not None:
+        # Forgotten on request: only the person's own confirmed sign-up lifts it (confirm).
+        return Change(
+            "skipped-forgotten", subscriber or Subscriber(email=email, status="forgotten")
+        )
     if subscriber is None:
         subscriber = Subscriber(
             email=email, name=name, status="active", created_at=now, status_changed_at=now
         )
+        stamp_consent(subscriber, consent[0], now, consent[1])
         session.add(subscriber)
         return Change("added", subscriber)
     if subscriber.status in ("unsubscribed", "bounced") and not reactivate:
         return Change(f"skipped-{subscriber.status}", subscriber)
+    if subscriber.status != "active":
+        stamp_consent(subscriber, consent[0], now, consent[1])
     changed = False
     if name and name != subscriber.name:
         subscriber.name, changed = name, True
@@ -125,6 +143,11 @@ def add(
     """Subscribe an address now (no confirmation: the editor vouches for consent)."""
     address = normalise_email(email)
     change = _upsert(session, address, name.strip(), clock(), reactivate)
+    if change.outcome == "skipped-forgotten":
+        raise ConflictError(
+            f"email: {address} was forgotten at the reader's request; only their own "
+            "sign-up through the form can add it again"
+        )
     if change.outcome.startswith("skipped"):
         raise ConflictError(
             f"email: {address} is {change.subscriber.status}; "
@@ -179,6 +202,7 @@ class ImportReport:
     unchanged: int = 0
     skipped_unsubscribed: int = 0
     skipped_bounced: int = 0
+    skipped_forgotten: int = 0  # erased on request (`subscriber forget`)
     duplicates: int = 0  # rows merged into an earlier row of the same file
     bad_rows: list[BadRow] = field(default_factory=list)
 
@@ -264,7 +288,8 @@ def import_csv(
     now = clock()
     try:
         for email, name in merged.items():
-            report.count(_upsert(session, email, name, now, reactivate).outcome)
+            change = _upsert(session, email, name, now, reactivate, ("import", Path(path).name))
+            report.count(change.outcome)
         session.commit()
     except BaseException:
         session.rollback()
@@ -326,14 +351,26 @@ class Invitation:
 
 
 def invite(
-    session: Session, settings: Settings, clock: Clock, email: str, name: str = ""
+    session: Session,
+    settings: Settings,
+    clock: Clock,
+    email: str,
+    name: str = "",
+    how: str = "invitation",
 ) -> Invitation:
     """Double opt-in: a pending subscriber and a confirmation message in the outbox.
 
     An active subscriber gets nothing; a confirmation still waiting in the outbox is not
     queued twice. Someone unsubscribed or bounced keeps that status until they confirm.
+    `how` is "form" for the person's own sign-up, "invitation" for an editor's: an address
+    forgotten on request can only come back through the form.
     """
     address = normalise_email(email)
+    if how != "form" and suppressed(session, address) is not None:
+        raise ConflictError(
+            f"email: {address} was forgotten at the reader's request; only their own "
+            "sign-up through the form can add it again"
+        )
     now = clock()
     subscriber = find(session, address)
     if subscriber is None:
@@ -348,6 +385,8 @@ def invite(
         session.flush()
     elif subscriber.status == "active":
         return Invitation(subscriber, None)
+    stamp_consent(subscriber, how, None)  # given when the person confirms
+    session.add(subscriber)
     waiting = session.exec(
         select(Delivery).where(
             Delivery.subscriber_id == subscriber.id,
@@ -389,8 +428,11 @@ def confirm(session: Session, settings: Settings, clock: Clock, token: str) -> S
         now = clock()
         set_status(subscriber, "active", now)
         subscriber.confirmed_at = now
+        if subscriber.consent_source in ("form", "invitation"):
+            subscriber.consent_at = now
+        lift_suppression(session, subscriber.email)
         session.add(subscriber)
-        session.commit()
+        record(session, "reader", "subscriber.confirm", f"subscriber:{subscriber.id}", clock=clock)
     return subscriber
 
 
@@ -400,5 +442,7 @@ def unsubscribe(session: Session, settings: Settings, clock: Clock, token: str) 
     if subscriber.status != "unsubscribed":
         set_status(subscriber, "unsubscribed", clock())
         session.add(subscriber)
-        session.commit()
+        record(
+            session, "reader", "subscriber.unsubscribe", f"subscriber:{subscriber.id}", clock=clock
+        )
     return subscriber

@@ -16,8 +16,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
 
 
-def run(home: Path, *args: str, now: datetime = MONDAY, env: dict | None = None) -> Result:
-    """`jeudis ARGS` with JEUDIS_HOME=home and the clock stopped at `now`."""
+def run(
+    home: Path,
+    *args: str,
+    now: datetime = MONDAY,
+    env: dict | None = None,
+    input: str | None = None,
+) -> Result:
+    """`jeudis ARGS` with JEUDIS_HOME=home and the clock stopped at `now` (stdin: `input`)."""
     environ = {"JEUDIS_HOME": str(home), **(env or {})}
     app = App(clock=lambda: now, _settings=load_settings(environ))
-    return CliRunner().invoke(main, list(args), obj=app, env=environ, catch_exceptions=False)
+    return CliRunner().invoke(
+        main, list(args), obj=app, env=environ, catch_exceptions=False, input=input
+    )

@@ -291,7 +291,7 @@ def test_beyond_loopback_the_desk_asks_for_the_password(desk_server):
         assert desk.get(path).status_code == 303
     assert desk.http.post("/items/1/review", data={"action": "reject"}).status_code == 401
     wrong = desk.post("/login", {"password": "pas le bon", "next": "/queue"}, page="/login")
-    assert wrong.status_code == 401 and "Mot de passe incorrect." in wrong.text
+    assert wrong.status_code == 401 and "Nom ou mot de passe incorrect." in wrong.text
     right = desk.post("/login", {"password": PASSWORD, "next": "/queue"}, page="/login")
     assert right.status_code == 303 and right.headers["location"] == "/desk/queue"
     cookie = right.headers["set-cookie"].lower()
@@ -307,10 +307,10 @@ def test_beyond_loopback_the_desk_asks_for_the_password(desk_server):
 def test_beyond_loopback_without_a_password_nobody_gets_in(desk_server):
     settings, desk = desk_server(JEUDIS_WEB_HOST="192.0.2.10")
     doc = desk.doc("/login")
-    assert "jeudis desk-password" in doc.text_content()
+    assert "jeudis editor add" in doc.text_content()
     assert not doc.xpath('//input[@type="password"]')
     assert desk.get("/").status_code == 303
-    with pytest.raises(SettingsError, match="desk_password_hash"):
+    with pytest.raises(SettingsError, match="jeudis editor add"):
         auth.check_desk_settings(settings)
 
 

@@ -8,6 +8,7 @@ from contextlib import nullcontext
 import click
 
 from newsletter.cli import App, pass_app
+from newsletter.cli.editors import note
 from newsletter.db import open_session
 from newsletter.send import RelayError, count_queued, send_outbox
 
@@ -45,6 +46,7 @@ def send(app: App, limit: int | None, rate: float | None, dry_run: bool) -> None
         except RelayError as exc:
             click.echo(exc.report.summary())
             raise
+        note(app, session, "outbox.send", "outbox", report.summary())
     click.echo(report.summary())
 
 

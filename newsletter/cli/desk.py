@@ -15,9 +15,10 @@ from newsletter.web.auth import PASSWORD_MIN, hash_password
     "--stdin", "from_stdin", is_flag=True, help="Read the password from the first line of stdin."
 )
 def desk_password(from_stdin: bool) -> None:
-    """Print the `desk_password_hash` line for jeudis.toml (scrypt; the password is not kept).
+    """Print a `desk_password_hash` line for jeudis.toml (before named accounts).
 
-    The desk asks for this password when `jeudis serve` listens on anything but loopback.
+    Prefer `jeudis editor add`: while no account exists, this password opens the `admin`
+    account, which is moved into the database at its first login.
     """
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")

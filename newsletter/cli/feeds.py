@@ -10,6 +10,7 @@ import click
 
 from newsletter import feed_service
 from newsletter.cli import App, pass_app
+from newsletter.cli.editors import note
 from newsletter.db import open_session
 from newsletter.models import Feed
 
@@ -29,6 +30,8 @@ def add(app: App, url: str, name: str | None, auto: bool) -> None:
     url = feed_service.check_feed_url(url)
     with open_session(app.settings) as session:
         item, created = feed_service.add_feed(session, url, app.clock, name=name, auto=auto)
+        if created:
+            note(app, session, "feed.add", f"feed:{item.id}", item.url)
     if created:
         click.echo(f"feed {item.id} added: {item.url}{' (auto)' if item.auto else ''}")
     else:
@@ -63,6 +66,7 @@ def remove(app: App, feed_id: int) -> None:
     """Stop following a feed (its pending proposals go too)."""
     with open_session(app.settings) as session:
         gone, withdrawn = feed_service.remove_feed(session, feed_id)
+        note(app, session, "feed.remove", f"feed:{feed_id}", gone.url)
     click.echo(f"feed {feed_id} removed: {gone.url} ({withdrawn} proposals withdrawn)")
 
 

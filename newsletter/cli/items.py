@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from newsletter.cli import App, pass_app
+from newsletter.cli.editors import note
 from newsletter.db import open_session
 from newsletter.errors import InputError
 from newsletter.models import ITEM_STATUSES, KINDS
@@ -98,6 +99,7 @@ def add(app: App, **values) -> None:
     fields = ItemFields(**{"priority": 0, **changes})
     with open_session(app.settings) as session:
         row = add_item(session, fields, app.clock)
+        note(app, session, "item.add", f"item:{row.id}", row.title)
     click.echo(f"queued {row.kind} #{row.id}: {row.title}")
 
 
@@ -158,6 +160,7 @@ def edit(app: App, item_id: int, force: bool, **values) -> None:
         raise InputError("edit: nothing to change (give at least one option)")
     with open_session(app.settings) as session:
         row = edit_item(session, item_id, changes, app.clock, force=force)
+        note(app, session, "item.edit", f"item:{row.id}", ", ".join(sorted(changes)))
     click.echo(f"updated {row.kind} #{row.id}: {row.title}")
 
 
@@ -168,6 +171,7 @@ def drop(app: App, item_id: int) -> None:
     """Take an item out of the queue (used items are history and stay)."""
     with open_session(app.settings) as session:
         row = drop_item(session, item_id, app.clock)
+        note(app, session, "item.drop", f"item:{row.id}", row.title)
     click.echo(f"dropped {row.kind} #{row.id}: {row.title}")
 
 
@@ -179,6 +183,7 @@ def approve(app: App, item_id: int, priority: int | None) -> None:
     """Queue a proposed news item (from a feed)."""
     with open_session(app.settings) as session:
         row = approve_item(session, item_id, app.clock, priority=priority)
+        note(app, session, "item.approve", f"item:{row.id}", row.title)
     click.echo(f"approved news #{row.id}: {row.title}")
 
 
@@ -189,4 +194,5 @@ def reject(app: App, item_id: int) -> None:
     """Hide a proposed news item for good."""
     with open_session(app.settings) as session:
         row = reject_item(session, item_id, app.clock)
+        note(app, session, "item.reject", f"item:{row.id}", row.title)
     click.echo(f"rejected news #{row.id}: {row.title}")

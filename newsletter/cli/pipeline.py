@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from newsletter.build import BuildReport, build_issue, calendar, preview_issue
 from newsletter.cli import App, pass_app
+from newsletter.cli.editors import note
 from newsletter.content import import_content
 from newsletter.db import open_session
 from newsletter.files import write_atomic
@@ -57,6 +58,8 @@ def import_(app: App, path: Path) -> None:
     """
     with open_session(app.settings) as session:
         report = import_content(session, path, app.clock, app.settings.content_root)
+        detail = f"{len(report.added)} added, {len(report.updated)} updated"
+        note(app, session, "item.import", f"file:{path.name}", detail)
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     click.echo(
@@ -220,4 +223,7 @@ def build(app: App, day: str | None, force: bool) -> None:
     with open_session(app.settings) as session:
         thursday = _thursday_option(app, day)
         report = build_issue(session, app.settings, thursday, app.clock, force=force)
+        if not report.already_complete:
+            written = f"{report.written} message(s) written"
+            note(app, session, "issue.build", f"issue:{report.issue.week_key}", written)
     echo_build(report)

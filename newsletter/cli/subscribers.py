@@ -1,4 +1,4 @@
-"""CLI commands: `jeudis subscriber add|import|list|remove|invite`."""
+"""CLI commands: `jeudis subscriber add|import|list|remove|invite|export|forget`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-from newsletter import subscribers
+from newsletter import privacy, subscribers
+from newsletter.audit import cli_actor
 from newsletter.cli import App, pass_app
+from newsletter.cli.editors import note
 from newsletter.db import open_session
 from newsletter.models import SUBSCRIBER_STATUSES
 
@@ -30,6 +32,10 @@ def add_command(app: App, email: str, name: str, reactivate: bool) -> None:
     """Subscribe EMAIL now (no confirmation message: you vouch for the reader's consent)."""
     with open_session(app.settings) as session:
         change = subscribers.add(session, app.clock, email, name, reactivate=reactivate)
+        if change.outcome != "unchanged":
+            note(
+                app, session, "subscriber.add", f"subscriber:{change.subscriber.id}", change.outcome
+            )
     click.echo(f"{change.outcome}: {change.subscriber.email}")
 
 
@@ -50,11 +56,18 @@ def import_command(app: App, file: Path, reactivate: bool) -> None:
         raise click.BadParameter(f"{file}: no such file", param_hint="FILE")
     with open_session(app.settings) as session:
         report = subscribers.import_csv(session, app.clock, file, reactivate=reactivate)
+        summary = (
+            f"added: {report.added}, updated: {report.updated}, "
+            f"skipped-forgotten: {report.skipped_forgotten}"
+        )
+        note(app, session, "subscriber.import", f"file:{file.name}", summary)
+    forgotten = report.skipped_forgotten
     click.echo(
         f"added: {report.added}, updated: {report.updated}, unchanged: {report.unchanged}, "
         f"skipped-unsubscribed: {report.skipped_unsubscribed}, "
-        f"skipped-bounced: {report.skipped_bounced}, duplicates merged: {report.duplicates}, "
-        f"bad rows: {len(report.bad_rows)}"
+        f"skipped-bounced: {report.skipped_bounced}, "
+        + (f"skipped-forgotten: {forgotten}, " if forgotten else "")
+        + f"duplicates merged: {report.duplicates}, bad rows: {len(report.bad_rows)}"
     )
     for bad in report.bad_rows:
         click.echo(bad.describe(file), err=True)
@@ -105,6 +118,7 @@ def remove_command(app: App, email: str) -> None:
     """Unsubscribe EMAIL (its history is kept; it will not be re-imported by accident)."""
     with open_session(app.settings) as session:
         row = subscribers.remove(session, app.clock, email)
+        note(app, session, "subscriber.remove", f"subscriber:{row.id}")
     click.echo(f"unsubscribed: {row.email}")
 
 
@@ -116,6 +130,8 @@ def invite_command(app: App, email: str, name: str) -> None:
     """Double opt-in: queue a confirmation message for EMAIL (sent by `jeudis send`)."""
     with open_session(app.settings) as session:
         invitation = subscribers.invite(session, app.settings, app.clock, email, name)
+        if invitation.delivery is not None:
+            note(app, session, "subscriber.invite", f"subscriber:{invitation.subscriber.id}")
     address = invitation.subscriber.email
     if invitation.delivery is not None:
         click.echo(f"confirmation queued: {address} ({invitation.delivery.path})")
@@ -123,3 +139,43 @@ def invite_command(app: App, email: str, name: str) -> None:
         click.echo(f"already active: {address}")
     else:
         click.echo(f"confirmation already waiting in the outbox: {address}")
+
+
+@subscriber.command("export")
+@click.argument("email")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+@pass_app
+def export_command(app: App, email: str, output: Path | None) -> None:
+    """Right of access: everything held about EMAIL, as JSON (subscriber, consent, deliveries,
+    history)."""
+    address = subscribers.normalise_email(email)
+    with open_session(app.settings) as session:
+        data = privacy.export_reader(session, address)
+        target = f"subscriber:{data['subscriber']['id']}" if data["subscriber"] else ""
+        note(app, session, "subscriber.export", target)
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        output.chmod(0o600)
+        click.echo(f"exported: {address} -> {output}", err=True)
+
+
+@subscriber.command("forget")
+@click.argument("email")
+@pass_app
+def forget_command(app: App, email: str) -> None:
+    """Right to erasure: delete EMAIL's data, keep only a hash so no import adds it again
+    (the person's own sign-up through the form, once confirmed, still can)."""
+    address = subscribers.normalise_email(email)
+    with open_session(app.settings) as session:
+        done = privacy.forget_reader(session, app.settings, app.clock, cli_actor(), address)
+    if done.already:
+        click.echo(f"already forgotten: {address}")
+    elif done.held:
+        click.echo(f"forgotten: {address} ({done.deliveries} deliveries blanked)")
+    else:
+        click.echo(f"forgotten: {address} (nothing was held; it will not be imported)")

@@ -1,83 +1,41 @@
-"""The desk's door: password hashes, signed sessions, login when not on loopback, CSRF.
+"""The desk's door: named logins, sessions kept on the server, roles, CSRF.
 
-- The password is stored only as a scrypt hash in `desk_password_hash` (`jeudis desk-password`).
-- Sessions are Starlette's signed cookies (itsdangerous), keyed from the instance secret.
-- A login is required when the desk is bound to anything but loopback; CSRF tokens are
-  checked on every form everywhere (a web page could otherwise post to 127.0.0.1).
+- Accounts and their scrypt hashes live in the database (`jeudis editor add`); see
+  newsletter.accounts. The signed cookie (Starlette's, keyed from the instance secret)
+  carries a random session id whose row the server deletes at logout.
+- A login is required when the desk is bound to anything but loopback, for any request
+  from beyond loopback, and everywhere once an account exists; CSRF tokens are checked on
+  every form everywhere (a web page could otherwise post to 127.0.0.1).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import ipaddress
 import secrets
 from urllib.parse import urlencode, urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from newsletter import accounts
+from newsletter.accounts import PASSWORD_MIN, Identity, hash_password, parse_hash, verify_password
 from newsletter.config import Settings
+from newsletter.db import open_session
 from newsletter.errors import InputError, SettingsError
+from newsletter.weeks import Clock
 
-SCHEME = "scrypt"
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-PASSWORD_MIN = 10
+__all__ = ["PASSWORD_MIN", "InputError", "hash_password", "parse_hash", "verify_password"]
+
 CSRF_FIELD = "csrf_token"
 SESSION_COOKIE = "jeudis_desk"
-SESSION_HOURS = 12
 PUBLIC_PATHS = ("/login",)  # inside the desk: everything else needs a login when required
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """`scrypt$N$r$p$salt$hash` (base64), for `desk_password_hash` in jeudis.toml."""
-    if len(password) < PASSWORD_MIN:
-        raise InputError(f"password: at least {PASSWORD_MIN} characters")
-    salt = salt or secrets.token_bytes(16)
-    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return "$".join([SCHEME, str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
-
-
-def verify_password(password: str, encoded: str) -> bool:
-    """True if `password` matches the stored hash (constant-time comparison)."""
-    scheme, n, r, p, salt, digest = parse_hash(encoded)
-    return hmac.compare_digest(_scrypt(password, salt, n, r, p), digest)
-
-
-def parse_hash(encoded: str) -> tuple[str, int, int, int, bytes, bytes]:
-    """The parts of a stored hash, or a SettingsError naming the setting."""
-    parts = encoded.strip().split("$")
-    try:
-        if len(parts) != 6 or parts[0] != SCHEME:
-            raise ValueError
-        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
-        salt, digest = _unb64(parts[4]), _unb64(parts[5])
-        if n < 2 or n & (n - 1) or not salt or len(digest) < 16:
-            raise ValueError
-    except ValueError:
-        raise SettingsError(
-            "desk_password_hash: not a hash made by `jeudis desk-password`"
-        ) from None
-    return parts[0], n, r, p, salt, digest
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    maxmem = 128 * r * (n + p + 2) + 1024 * 1024
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=32)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError):
-        raise ValueError(text) from None
+LOCAL = Identity("local", "admin")  # the desk on loopback, before any account exists
 
 
 def is_loopback(host: str) -> bool:
@@ -104,16 +62,19 @@ def login_required(settings: Settings, scope: Scope | None = None) -> bool:
 
 
 def check_desk_settings(settings: Settings) -> None:
-    """Refuse to open the desk beyond loopback without a (well-formed) password hash.
+    """Refuse to open the desk beyond loopback with no way in (no account, no old password).
 
     `jeudis serve` should call it before binding: one clear line instead of a locked desk.
     """
     if settings.desk_password_hash:
         parse_hash(settings.desk_password_hash)
-    elif login_required(settings):
+    if login_required(settings) and not settings.desk_password_hash:
+        with open_session(settings) as session:
+            if accounts.any_editor(session):
+                return
         raise SettingsError(
-            f"desk_password_hash: required to serve the desk on {settings.web_host} "
-            "(not loopback); make one with `jeudis desk-password`"
+            f"desk: no account to serve the desk on {settings.web_host} (not loopback); "
+            "make one with `jeudis editor add NAME --role admin`"
         )
 
 
@@ -130,8 +91,30 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+def identity(request: Request) -> Identity | None:
+    """Who is signed in (or `LOCAL` on an open loopback desk); set by LoginGuard."""
+    return request.scope.get("state", {}).get("editor")
+
+
 def is_editor(request: Request) -> bool:
-    return bool(request.session.get("editor"))
+    """True when someone is signed in with an account."""
+    found = identity(request)
+    return found is not None and found is not LOCAL
+
+
+def actor(request: Request) -> str:
+    """The name written in the audit log for what this request changes."""
+    found = identity(request)
+    return found.name if found else "local"
+
+
+def require_admin(request: Request) -> None:
+    """403 (a French page) unless an admin is acting."""
+    found = identity(request)
+    if found is None or not found.is_admin:
+        raise HTTPException(
+            403, "Réservé aux administrateurs du bureau : demandez-leur de le faire pour vous."
+        )
 
 
 async def checked_form(request: Request) -> FormData:
@@ -149,34 +132,51 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
-def log_in(request: Request) -> None:
+def log_in(request: Request, token: str) -> None:
     # A fresh CSRF token at login: a token seen before it is worth nothing after.
     request.session.clear()
-    request.session["editor"] = True
+    request.session["sid"] = token
     request.session["csrf"] = secrets.token_urlsafe(32)
 
 
-def log_out(request: Request) -> None:
+def log_out(request: Request) -> str | None:
+    """Empty the cookie; returns the session id for the server to revoke."""
+    token = request.session.get("sid")
     request.session.clear()
+    return token
+
+
+def _who(settings: Settings, clock: Clock, token: str | None) -> tuple[Identity | None, bool]:
+    """(identity from the session id, whether any account exists)."""
+    with open_session(settings) as session:
+        found = accounts.current(session, settings, token, clock()) if token else None
+        return found, found is not None or accounts.any_editor(session)
 
 
 class LoginGuard:
-    """ASGI middleware (inside the session middleware): sends strangers to the login page."""
+    """ASGI middleware (inside the session middleware): finds who is signed in, and sends
+    strangers to the login page when a login is required."""
 
-    def __init__(self, app: ASGIApp, settings: Settings):
-        self.app, self.settings = app, settings
+    def __init__(self, app: ASGIApp, settings: Settings, clock: Clock):
+        self.app, self.settings, self.clock = app, settings, clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not login_required(self.settings, scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        token = request.session.get("sid")
+        found, accounts_exist = await run_in_threadpool(_who, self.settings, self.clock, token)
+        if token and found is None:
+            request.session.pop("sid", None)  # revoked or expired: the cookie says so too
+        required = accounts_exist or login_required(self.settings, scope)
+        if found is None and not required:
+            found = LOCAL
+        scope.setdefault("state", {})["editor"] = found
         path = scope["path"][len(scope.get("root_path", "")) :] or "/"
-        if path in PUBLIC_PATHS or is_editor(request):
+        if found is not None or path in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        from starlette.responses import RedirectResponse, Response
-
         if request.method in ("GET", "HEAD"):
             login = f"{scope.get('root_path', '')}/login?{urlencode({'next': path})}"
             response: Response = RedirectResponse(login, status_code=303)

@@ -32,6 +32,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter import accounts
+from newsletter.audit import record
 from newsletter.build import calendar
 from newsletter.config import Settings
 from newsletter.content import import_content
@@ -53,6 +55,21 @@ STATUS_LABELS = {
     "used": "Envoyé",
     "rejected": "Rejeté",
     "dropped": "Retiré",
+}
+ACTION_LABELS = {
+    "item.add": "ajout",
+    "item.edit": "modification",
+    "item.drop": "retrait",
+    "item.approve": "approbation",
+    "item.reject": "rejet",
+    "item.import": "import de fichiers",
+    "issue.build": "préparation du numéro",
+    "issue.test-send": "envoi de test",
+    "outbox.send": "envoi",
+    "editor.login": "connexion",
+    "editor.logout": "déconnexion",
+    "subscriber.export": "export des données d’un lecteur",
+    "subscriber.forget": "effacement d’un lecteur",
 }
 ERROR_TEXTS = {
     400: "Requête incorrecte.",
@@ -107,12 +124,15 @@ def _context(request: Request) -> dict[str, Any]:
         "csrf_field": auth.CSRF_FIELD,
         "csrf_token": auth.csrf_token(request),
         "flash": request.session.pop("flash", None),
-        "login_required": auth.login_required(desk.settings, request.scope),
+        "login_required": auth.identity(request) is not auth.LOCAL,
         "editor": auth.is_editor(request),
+        "identity": auth.identity(request),
         "live_version": desk.live.version,
         "kind_labels": KIND_LABELS,
         "status_labels": STATUS_LABELS,
         "french_date": french_date,
+        "local_time": lambda moment: moment.astimezone(desk.settings.tz).strftime("%d/%m/%Y %H:%M"),
+        "action_labels": ACTION_LABELS,
     }
 
 
@@ -218,36 +238,62 @@ async def login(request: Request) -> Response:
     desk = desk_of(request)
     root = request.scope.get("root_path", "")
     target = _safe_next(request.query_params.get("next"))
-    configured = bool(desk.settings.desk_password_hash)
-    error = None
+    error, name, status = None, "", 200
     if request.method == "POST":
         form = await auth.checked_form(request)
         target = _safe_next(str(form.get("next") or ""))
-        password = str(form.get("password") or "")
-        if configured:
-            ok = await run_in_threadpool(
-                auth.verify_password, password, desk.settings.desk_password_hash
-            )
+        name = str(form.get("name") or "admin")[:80]
+        password = str(form.get("password") or "")[:1024]
+        client = (request.client.host if request.client else "") or "unknown"
+
+        def attempt() -> str:
+            with open_session(desk.settings) as session:
+                return accounts.log_in(session, desk.settings, desk.clock, name, password, client)[
+                    1
+                ]
+
+        try:
+            token = await run_in_threadpool(attempt)
+        except accounts.Throttled as exc:
+            error, status = accounts.french_message(exc), 429
+        except accounts.BadCredentials:
+            error, status = "Nom ou mot de passe incorrect.", 401
         else:
-            ok = False
-        if ok:
-            auth.log_in(request)
+            auth.log_in(request, token)
             return RedirectResponse(root + target, status_code=303)
-        error = "Mot de passe incorrect." if configured else None
+
+    def configured() -> bool:
+        with open_session(desk.settings) as session:
+            return bool(desk.settings.desk_password_hash) or accounts.any_editor(session)
+
     return desk.page(
         request,
         "login.html",
-        {"next": target, "error": error, "configured": configured},
-        status=401 if error else 200,
+        {
+            "next": target,
+            "error": error,
+            "name": name,
+            "configured": await run_in_threadpool(configured),
+        },
+        status=status,
     )
 
 
 async def logout(request: Request) -> Response:
     await auth.checked_form(request)
-    auth.log_out(request)
+    desk = desk_of(request)
+    who = auth.actor(request)
+    token = auth.log_out(request)
+
+    def end() -> None:
+        with open_session(desk.settings) as session:
+            accounts.close(session, token)
+            if token:
+                record(session, who, "editor.logout", f"editor:{who}", clock=desk.clock)
+
+    await run_in_threadpool(end)
     root = request.scope.get("root_path", "")
-    required = auth.login_required(desk_of(request).settings, request.scope)
-    return RedirectResponse(f"{root}/login" if required else f"{root}/", status_code=303)
+    return RedirectResponse(f"{root}/login", status_code=303)
 
 
 async def live_events(request: Request) -> Response:
@@ -336,7 +382,7 @@ def desk_app(
     if settings.desk_password_hash:
         auth.parse_hash(settings.desk_password_hash)  # a mistyped hash is said at start
     # Beyond loopback without a hash, the desk is served locked: its login page says why.
-    from newsletter.web import desk_items, desk_preview, desk_returns
+    from newsletter.web import desk_admin, desk_items, desk_preview, desk_returns
 
     templates_dir = Path(settings.templates_dir)
     watched = [templates_dir] + ([content_dir] if content_dir is not None else [])
@@ -350,6 +396,7 @@ def desk_app(
         Route("/queue", queue_page, name="queue"),
         *desk_items.ROUTES,
         *desk_preview.ROUTES,
+        *desk_admin.ROUTES,
         *desk_returns.ROUTES,
         Route("/live", live_events, name="live"),
         Route("/login", login, methods=["GET", "POST"], name="login"),
@@ -361,10 +408,10 @@ def desk_app(
             SessionMiddleware,
             secret_key=auth.session_secret(settings),
             session_cookie=auth.SESSION_COOKIE,
-            max_age=auth.SESSION_HOURS * 3600,
+            max_age=settings.desk_session_hours * 3600,
             same_site="strict",
         ),
-        Middleware(auth.LoginGuard, settings=settings),
+        Middleware(auth.LoginGuard, settings=settings, clock=clock),
     ]
     app = Starlette(
         routes=routes, middleware=middleware, exception_handlers={HTTPException: error_page}

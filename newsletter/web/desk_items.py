@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from newsletter.audit import entries, record
 from newsletter.db import open_session
 from newsletter.errors import ConflictError, InputError, NotFoundError
 from newsletter.models import KINDS, ContentItem
@@ -152,8 +153,13 @@ def _form_page(
     item: ContentItem | None = None,
 ) -> Response:
     desk = desk_of(request)
+    history = []
+    if item is not None:
+        with open_session(desk.settings) as session:
+            history = entries(session, target=f"item:{item.id}", limit=100)
     context: dict[str, Any] = {
         "item": item,
+        "history": history,
         "values": typed,
         "errors": errors,
         "kinds": KINDS,
@@ -175,9 +181,13 @@ async def new_item(request: Request) -> Response:
     if fields is None:
         return _form_page(request, typed, errors)
 
+    who = auth.actor(request)
+
     def save() -> ContentItem:
         with open_session(desk.settings) as session:
-            return add_item(session, fields, desk.clock, source="desk")
+            row = add_item(session, fields, desk.clock, source="desk")
+            record(session, who, "item.add", f"item:{row.id}", row.title, clock=desk.clock)
+            return row
 
     try:
         row = await run_in_threadpool(save)
@@ -208,9 +218,13 @@ async def item_page(request: Request) -> Response:
     if fields is None:
         return _form_page(request, typed, errors, row)
 
+    who = auth.actor(request)
+
     def save() -> ContentItem:
         with open_session(desk.settings) as session:
-            return edit_item(session, row.id, asdict(fields), desk.clock)
+            saved = edit_item(session, row.id, asdict(fields), desk.clock)
+            record(session, who, "item.edit", f"item:{row.id}", saved.title, clock=desk.clock)
+            return saved
 
     try:
         saved = await run_in_threadpool(save)
@@ -233,12 +247,14 @@ async def review_item(request: Request) -> Response:
     if action not in ("approve", "reject"):
         raise HTTPException(400, "Action inconnue : approuver ou rejeter.")
     item_id = request.path_params["item_id"]
+    who = auth.actor(request)
 
     def apply() -> ContentItem:
         with open_session(desk.settings) as session:
-            if action == "approve":
-                return approve_item(session, item_id, desk.clock)
-            return reject_item(session, item_id, desk.clock)
+            review = approve_item if action == "approve" else reject_item
+            row = review(session, item_id, desk.clock)
+            record(session, who, f"item.{action}", f"item:{row.id}", row.title, clock=desk.clock)
+            return row
 
     try:
         row = await run_in_threadpool(apply)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from newsletter.audit import record
 from newsletter.build import calendar, preview_issue
 from newsletter.db import open_session
 from newsletter.errors import JeudisError, QueueDryError
@@ -231,6 +232,7 @@ def _send_test(desk: Desk, thursday: date, address: str, key: str) -> tuple[str,
 async def test_send(request: Request) -> Response:
     desk = desk_of(request)
     form = await auth.checked_form(request)
+    auth.require_admin(request)
     root = request.scope.get("root_path", "")
     raw_date = form.get("date")
     try:
@@ -250,6 +252,21 @@ async def test_send(request: Request) -> Response:
         return RedirectResponse(back + "#test-send", status_code=303)
     request.session["test_address"] = address
     kind, text = await run_in_threadpool(_send_test, desk, thursday, address, key)
+    who = auth.actor(request)
+
+    def log() -> None:
+        with open_session(desk.settings) as session:
+            detail = f"to {address}: {text}"
+            record(
+                session,
+                who,
+                "issue.test-send",
+                f"issue:{week_key(thursday)}",
+                detail,
+                clock=desk.clock,
+            )
+
+    await run_in_threadpool(log)
     flash(request, text, kind)
     return RedirectResponse(back + "#test-send", status_code=303)
 

@@ -105,7 +105,7 @@ class Subscription:
 
     def _invite(self, email: str, name: str) -> None:
         with self.session() as session:
-            subscribers.invite(session, self.settings, self.clock, email, name)
+            subscribers.invite(session, self.settings, self.clock, email, name, how="form")
 
 
 def routes(settings: Settings, clock: Clock) -> list[BaseRoute]:
