@@ -44,6 +44,10 @@ class Settings:
     reply_to: str = ""
     list_id: str = "jeudis-odd17.lerameau.example.org"
     unsubscribe_mailto: str = "desinscription@lerameau.example.org"
+    # Who sends the letter, for its footer (the demo's placeholders: set your own).
+    org_name: str = "Le RAMEAU"
+    org_address: str = "1 rue de l'Exemple, 75000 Paris, France"
+    contact_address: str = "contact@lerameau.example.org"
     # Delivery.
     smtp_url: str = "smtp://127.0.0.1:25"
     smtp_timeout: float = 30.0
@@ -216,6 +220,15 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"base_url: {settings.base_url!r} must start with http:// or https://")
     if not settings.smtp_url.startswith(SMTP_SCHEMES):
         raise SettingsError(f"smtp_url: must start with {', '.join(SMTP_SCHEMES)}")
+    local, _, domain = settings.bounce_address.rpartition("@")
+    if not local or "." not in domain or "+" in local:
+        raise SettingsError(
+            f"bounce_address: {settings.bounce_address!r} is not a plain address like "
+            "bounces@example.org (the sender adds +TAG.ID.MAC to it)"
+        )
+    for name in ("inbound_poll_minutes", "soft_bounce_limit"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{name}: {getattr(settings, name)} must be at least 1")
 
 
 def with_home(settings: Settings, home: Path) -> Settings:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("pipeline:init", "Create or upgrade the instance in $JEUDIS_HOME."),
     "import": ("pipeline:import_", "Import Markdown content files (a folder or one file)."),
     "item": ("items:item", "The queue: add, list, show, edit, drop, approve, reject."),
+    "issue": ("issues:issue", "A week's issue before its build: its subject."),
     "plan": ("pipeline:plan_", "The editorial calendar of the coming Thursdays."),
     "preview": ("pipeline:preview", "Render a coming issue without consuming anything."),
     "build": ("pipeline:build", "Pick, record, render and publish an issue; write its outbox."),
