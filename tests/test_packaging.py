@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from jeudis_cli import REPO
+
+
+LEFT_BEHIND = ("build", "dist", "*.egg-info", ".venv", ".git", "__pycache__", "var", ".*_cache")
 
 
 def declared_packages() -> set[str]:
@@ -53,8 +57,12 @@ def installed(tmp_path_factory) -> Path:
     """A fresh virtual environment with the wheel built from this checkout (not editable)."""
     tmp = tmp_path_factory.mktemp("wheel")
     env = _clean_env()
+    # A copy without what earlier builds left behind: setuptools reuses ./build, and a stale
+    # build/lib (say, a renamed migration) would end up in the wheel.
+    source = tmp / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*LEFT_BEHIND))
     _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", REPO],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", source],
         tmp,
         env,
     )
