@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from jeudis_cli import REPO
 
-
 LEFT_BEHIND = ("build", "dist", "*.egg-info", ".venv", ".git", "__pycache__", "var", ".*_cache")
 
 
