@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("pipeline:preview", "Render a coming issue without consuming anything."),
     "build": ("pipeline:build", "Pick, record, render and publish an issue; write its outbox."),
     "send": ("delivery:send", "Deliver the outbox to the SMTP relay (resumable)."),
+    "outbox": ("delivery:outbox", "The outbox ledger: export an issue's messages (.eml, Maildir)."),
     "subscriber": (
         "subscribers:subscriber",
         "The readers: add, import, list, remove, invite, export, forget.",

@@ -1,7 +1,7 @@
 """content identity: one item per content file, whichever folder was imported
 
 Revision ID: e1_content_identity
-Revises: d1_signup_limits
+Revises: b_ledger
 Create Date: 2026-11-27 11:50:00
 
 Before this revision a content file's identity was its path under the folder given to
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e1_content_identity"
-down_revision: str | None = "d1_signup_limits"
+down_revision: str | None = "b_ledger"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
