@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from jeudis_cli import REPO, run
 
 FRIDAY = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # the day the week was tried on
+THURSDAY_0805 = datetime(2026, 12, 3, 7, 5, tzinfo=UTC)  # 08:05 in Paris
 
 
 def editors_week() -> list[str]:
@@ -27,7 +28,10 @@ def test_the_week_starts_by_putting_jeudis_on_path():
 
 def test_the_editors_week_runs_as_written(tmp_path, monkeypatch, smtp_server):
     """Tried as: the README's week built n°1 for nobody, and its item never went out."""
-    monkeypatch.chdir(REPO)  # the block's paths (content/) are relative to the clone
+    # The block's paths are relative to the clone (content/) or new (out/): run it in a
+    # folder of its own that sees the clone's content.
+    (tmp_path / "content").symlink_to(REPO / "content")
+    monkeypatch.chdir(tmp_path)
     env = {"JEUDIS_SMTP_URL": smtp_server.url}
     outputs: dict[str, str] = {}
     commands = [shlex.split(line) for line in editors_week()]
@@ -46,4 +50,7 @@ def test_the_editors_week_runs_as_written(tmp_path, monkeypatch, smtp_server):
     # Readers come before the build: the issue goes to them.
     verbs = [args[1] for args in commands if args[0] == "jeudis"]
     assert verbs.index("subscriber") < verbs.index("build")
+    # Sending waits for the issue's time; on Thursday at 08:00 the reader gets n°1.
+    thursday = run(tmp_path / "var", "send", now=THURSDAY_0805, env=env)
+    assert thursday.exit_code == 0, thursday.output
     assert len(smtp_server.handler.messages) == 1
