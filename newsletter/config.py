@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
@@ -34,6 +34,8 @@ class Settings:
 
     home: Path = Path("var")
     database_url: str = ""  # default: sqlite file in home
+    # The key that signs tokens, sessions and Message-IDs (hex); empty: the database's own.
+    secret: str = field(default="", repr=False)
     templates_dir: Path = TEMPLATES_DIR
     timezone: str = "Europe/Paris"
     send_day: str = "thu"
@@ -103,7 +105,7 @@ class Settings:
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.home / 'jeudis.db').as_posix()}"
+        return self.database_url or default_database_url(self.home)
 
     @property
     def content_root(self) -> Path | None:
@@ -127,16 +129,10 @@ class Settings:
     def log_dir(self) -> Path:
         return self.home / "logs"
 
-    def secret_key(self) -> bytes:
-        """The instance secret (signs unsubscribe links and sessions), created on first use."""
-        path = self.home / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_hex(32))
-            tmp.chmod(0o600)
-            os.replace(tmp, path)
-        return bytes.fromhex(path.read_text().strip())
+
+def default_database_url(home: Path) -> str:
+    """The embedded default: a SQLite file in the instance folder (tests swap this function)."""
+    return f"sqlite:///{(home / 'jeudis.db').as_posix()}"
 
 
 def _coerce(name: str, kind: Any, value: Any, origin: str) -> Any:
@@ -224,6 +220,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"base_url: {settings.base_url!r} must start with http:// or https://")
     if not settings.smtp_url.startswith(SMTP_SCHEMES):
         raise SettingsError(f"smtp_url: must start with {', '.join(SMTP_SCHEMES)}")
+    if settings.secret and not re.fullmatch(r"(?:[0-9a-fA-F]{2}){32,}", settings.secret):
+        raise SettingsError("secret: must be at least 64 hexadecimal characters")
     for proxy in settings.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)

@@ -67,7 +67,7 @@ def _database_error(exc: Exception) -> bool:
     # SQLAlchemy is loaded only by the commands that use the database; if it is not loaded,
     # the exception cannot be one of its errors (and importing it here would cost 0.2 s).
     sa_exc = sys.modules.get("sqlalchemy.exc")
-    return sa_exc is not None and isinstance(exc, sa_exc.OperationalError)
+    return sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
 
 
 class JeudisGroup(click.Group):
@@ -119,7 +119,9 @@ class JeudisGroup(click.Group):
         except Exception as exc:
             if not _database_error(exc):
                 raise
-            click.echo(f"error: database: {exc.orig}", err=True)
+            # The database failed under a command: its first line is the one to show.
+            reason = str(exc.orig or exc).strip().splitlines() or [type(exc.orig).__name__]
+            click.echo(f"error: database: {reason[0]}", err=True)
             sys.exit(1)
 
 

@@ -1,7 +1,7 @@
 """content identity: one item per content file, whichever folder was imported
 
 Revision ID: e1_content_identity
-Revises: b_ledger
+Revises: a1_instance_secret
 Create Date: 2026-11-27 11:50:00
 
 Before this revision a content file's identity was its path under the folder given to
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e1_content_identity"
-down_revision: str | None = "b_ledger"
+down_revision: str | None = "a1_instance_secret"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
