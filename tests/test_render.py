@@ -303,3 +303,24 @@ def test_autoescape_is_on_for_markup_and_off_for_text():
     assert env.autoescape("email.mjml.j2") is True
     assert env.autoescape("page.html") is True
     assert env.autoescape("email.txt.j2") is False
+
+
+def test_frame_h1_contents_footer_and_data_detector_guards(rendered, doc):
+    # Found: the masthead was a <div>, the footer had no address, iOS could link the date.
+    assert [squeeze(h.text_content()) for h in doc.iter("h1")] == ["Les Jeudis de l’ODD 17"]
+    contents = doc.xpath('//h2[normalize-space()="Au sommaire"]/following-sibling::ul[1]/li')
+    titles = [squeeze(typeset(item.title)) for item in simple_items().values()]
+    assert [squeeze(li.text_content()) for li in contents] == [
+        f"{label} : {title}" for label, title in zip(HEADINGS, titles, strict=True)
+    ]
+    footer = squeeze(doc.text_content())
+    org = settings()
+    for part in (org.org_name, squeeze(typeset(org.org_address)), org.contact_address):
+        assert part in footer
+    assert "Vos données : votre adresse ne sert qu’à vous envoyer cette lettre" in footer
+    assert links(doc, org.contact_address)[0].get("href") == f"mailto:{org.contact_address}"
+    meta = doc.xpath('//meta[@name="format-detection"]/@content')
+    assert meta and "date=no" in meta[0] and "telephone=no" in meta[0]
+    assert "a[x-apple-data-detectors]" in rendered.html
+    assert "font-size:inherit" not in rendered.html.replace(" ", "")
+    assert UNSUBSCRIBE_MARK in rendered.text and "Vos données" in rendered.text

@@ -434,7 +434,7 @@ def test_test_send_says_so_in_french_when_the_relay_is_down(desk_server):
     )
     doc = send_test(desk, "editrice@example.org")
     alerts = [a.text_content() for a in doc.xpath('//*[@role="alert"]')]
-    assert any("Le relais SMTP n'a pas pu être joint" in a for a in alerts), alerts
+    assert any("Le relais SMTP n’a pas pu être joint" in a for a in alerts), alerts
     with open_session(settings) as session:
         (delivery,) = session.exec(select(Delivery)).all()
     assert (delivery.purpose, delivery.status) == ("test", "queued")

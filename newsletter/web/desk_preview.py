@@ -195,7 +195,7 @@ def _send_test(desk: Desk, thursday: date, address: str, key: str) -> tuple[str,
     """(kind, French message) for the flash after a test send."""
     preview = render_preview(desk, thursday)
     if preview.rendered is None:
-        return "error", f"Pas d'envoi : {preview.problem}"
+        return "error", f"Pas d’envoi : {preview.problem}"
     message_id, data = test_message(desk, preview, address, key)
     with open_session(desk.settings) as session:
         delivery = queue_single(
@@ -205,11 +205,11 @@ def _send_test(desk: Desk, thursday: date, address: str, key: str) -> tuple[str,
         outcome = send_one(desk, delivery.id)
     except RelayError as exc:
         return "error", (
-            f"Le relais SMTP n'a pas pu être joint ou a refusé la connexion ({exc}). "
-            "Le test reste dans la boîte d'envoi : `jeudis send` le réessaiera."
+            f"Le relais SMTP n’a pas pu être joint ou a refusé la connexion ({exc}). "
+            "Le test reste dans la boîte d’envoi : `jeudis send` le réessaiera."
         )
     except JeudisError as exc:
-        return "error", f"Envoi impossible pour l'instant ({exc}). Réessayez dans un instant."
+        return "error", f"Envoi impossible pour l’instant ({exc}). Réessayez dans un instant."
     with open_session(desk.settings) as session:
         error = (session.get(Delivery, delivery.id) or delivery).last_error
     return {
@@ -217,12 +217,12 @@ def _send_test(desk: Desk, thursday: date, address: str, key: str) -> tuple[str,
         "already": ("ok", f"Ce test a déjà été envoyé à {address}."),
         "deferred": (
             "error",
-            f"Le relais SMTP a refusé le test pour l'instant ({error}). Il reste dans la "
-            "boîte d'envoi : `jeudis send` le réessaiera.",
+            f"Le relais SMTP a refusé le test pour l’instant ({error}). Il reste dans la "
+            "boîte d’envoi : `jeudis send` le réessaiera.",
         ),
         "bounced": ("error", f"Le relais SMTP a refusé le test définitivement ({error})."),
-        "failed": ("error", f"Le test n'a pas pu être préparé ({error})."),
-        "skipped": ("error", f"Le test n'a pas été envoyé ({error})."),
+        "failed": ("error", f"Le test n’a pas pu être préparé ({error})."),
+        "skipped": ("error", f"Le test n’a pas été envoyé ({error})."),
     }[outcome]
 
 
