@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from smtp_server import SmtpServer, free_port  # tests/ is on sys.path (pytest's rootdir mode)
 
+from newsletter import db
 from newsletter.config import Settings, load_settings
 
 
@@ -28,6 +29,16 @@ class Home:
     def with_env(self, **values: str) -> Home:
         """The same folder with more JEUDIS_* variables (e.g. JEUDIS_SMTP_URL)."""
         return Home(self.path, {**self.env, **values})
+
+
+@pytest.fixture(autouse=True)
+def _close_engines() -> Iterator[None]:
+    """Dispose of the engines a test opened: each instance's pool holds file descriptors, and
+    hundreds of tests' worth pass select()'s limit of 1024 (`filedescriptor out of range`)."""
+    before = set(db._engines)
+    yield
+    for url in set(db._engines) - before:
+        db._engines.pop(url).dispose()
 
 
 @pytest.fixture
