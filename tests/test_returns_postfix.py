@@ -18,7 +18,7 @@ from returns_helpers import inbound
 from smtp_server import SmtpServer
 from sqlmodel import select
 
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.models import Subscriber
 from newsletter.returnpath import read_return_path
 
@@ -68,7 +68,7 @@ def test_postfix_turns_refusals_into_dsns_that_bounce_exactly_the_refused(home):
     # to those addresses: the reader is known from the envelope, not guessed from the report.
     with open_session(home.settings) as session:
         ids = {s.email: s.id for s in session.exec(select(Subscriber))}
-    secret = home.settings.secret_key()
+    secret = instance_secret(home.settings)
     for address, sender in senders.items():
         path = read_return_path(secret, sender)
         assert path is not None and (path.subscriber_id, path.week) == (ids[address], "2026-W48")
