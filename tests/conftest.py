@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from engines import ENGINE, TEST_DATABASE_URL, PostgresDatabases
 from smtp_server import SmtpServer, free_port  # tests/ is on sys.path (pytest's rootdir mode)
 
-from newsletter import config
+from newsletter import config, db
 from newsletter.config import Settings, load_settings
 
 ONLY = {"sqlite_only": "sqlite", "postgres_only": "postgresql"}
@@ -94,6 +94,15 @@ class Home:
     def with_env(self, **values: str) -> Home:
         """The same folder with more JEUDIS_* variables (e.g. JEUDIS_SMTP_URL)."""
         return Home(self.path, {**self.env, **values})
+
+
+@pytest.fixture(autouse=True)
+def _close_engines() -> Iterator[None]:
+    """Dispose of the engines a test opened: each instance's pool holds file descriptors, and
+    hundreds of tests' worth pass select()'s limit of 1024 (`filedescriptor out of range`)."""
+    before = set(db._engines)
+    yield
+    db.forget_engines(set(db._engines) - before)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ turns the refusals into DSNs to the VERP addresses, delivered to a Maildir; `jeu
 from __future__ import annotations
 
 import json
+from email import message_from_bytes
 
 import pytest
 from jeudis_cli import REPO, run
@@ -17,8 +18,9 @@ from returns_helpers import inbound
 from smtp_server import SmtpServer
 from sqlmodel import select
 
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.models import Subscriber
+from newsletter.returnpath import read_return_path
 
 ACCEPTED = ["ana@example.net", "ben@example.org", "chloe@example.com", "dina@example.fr"]
 REFUSED = ["gone@example.net", "typo@example.org"]
@@ -48,8 +50,10 @@ def test_postfix_turns_refusals_into_dsns_that_bounce_exactly_the_refused(home):
         assert _send_through(home, mta.port) == 7
         returns = mta.wait_for_returns(len(REFUSED + DEFERRED))
         assert len(returns) == 3, mta.log()[-3000:]
+        dsn_for = [message_from_bytes(path.read_bytes())["Delivered-To"] for path in returns]
         result = inbound(home.path, "--maildir", str(mta.maildir), env=home.env)
         delivered = sorted(r for m in sink.handler.messages for r in m.recipients)
+        senders = {m.recipients[0]: m.sender for m in sink.handler.messages}
 
     assert result.exit_code == 0, result.output
     assert delivered == sorted(ACCEPTED)
@@ -59,6 +63,17 @@ def test_postfix_turns_refusals_into_dsns_that_bounce_exactly_the_refused(home):
     for address in REFUSED:
         assert "5.1.1" in status[address][1]
     assert "soft_bounce: 1" in result.output and "hard_bounce: 2" in result.output
+
+    # Every message left with its own reader's signed VERP envelope, and the DSNs came back
+    # to those addresses: the reader is known from the envelope, not guessed from the report.
+    with open_session(home.settings) as session:
+        ids = {s.email: s.id for s in session.exec(select(Subscriber))}
+    secret = instance_secret(home.settings)
+    for address, sender in senders.items():
+        path = read_return_path(secret, sender)
+        assert path is not None and (path.subscriber_id, path.week) == (ids[address], "2026-W48")
+    named = sorted(read_return_path(secret, d).subscriber_id for d in dsn_for)
+    assert named == sorted(ids[a] for a in REFUSED + DEFERRED)
 
     stats = json.loads(run(home.path, "stats", "--json", env=home.env).output)
     assert [(s["recipients"], s["sent"], s["hard_bounces"], s["soft_bounces"]) for s in stats] == [
