@@ -159,6 +159,15 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"send_time: {settings.send_time!r} is not HH:MM")
     if not settings.base_url.startswith(("http://", "https://")):
         raise SettingsError(f"base_url: {settings.base_url!r} must start with http:// or https://")
+    local, _, domain = settings.bounce_address.rpartition("@")
+    if not local or "." not in domain or "+" in local:
+        raise SettingsError(
+            f"bounce_address: {settings.bounce_address!r} is not a plain address like "
+            "bounces@example.org (the sender adds +TAG.ID.MAC to it)"
+        )
+    for name in ("inbound_poll_minutes", "soft_bounce_limit"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{name}: {getattr(settings, name)} must be at least 1")
 
 
 def with_home(settings: Settings, home: Path) -> Settings:

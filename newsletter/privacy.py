@@ -23,7 +23,7 @@ from sqlmodel import Session, or_, select
 
 from newsletter.audit import as_dict, entries, record
 from newsletter.config import Settings
-from newsletter.models import Delivery, Issue, Subscriber, Suppression
+from newsletter.models import Delivery, InboundMessage, Issue, Subscriber, Suppression
 from newsletter.weeks import Clock
 
 # The wording each way of subscribing showed (or stands for), stored with the consent.
@@ -99,6 +99,7 @@ def export_reader(session: Session, email: str) -> dict[str, Any]:
         "subscriber": None,
         "consent": None,
         "deliveries": [],
+        "returns": [],
         "history": [],
         "forgotten_at": _plain(entry.created_at) if entry else None,
     }
@@ -115,6 +116,12 @@ def export_reader(session: Session, email: str) -> dict[str, Any]:
     data["deliveries"] = [
         {"issue": weeks.get(d.issue_id), **{f: _plain(getattr(d, f)) for f in DELIVERY_FIELDS}}
         for d in rows
+    ]
+    data["returns"] = [  # bounces, complaints, unsubscribe mails about the reader
+        {"kind": r.kind, "issue": r.week_key, "at": _plain(r.received_at), "detail": r.detail}
+        for r in session.exec(
+            select(InboundMessage).where(InboundMessage.subscriber_id == subscriber.id)
+        )
     ]
     history = entries(session, target=f"subscriber:{subscriber.id}", limit=10_000)
     data["history"] = [as_dict(e) for e in reversed(history)]
@@ -142,6 +149,7 @@ def forget_reader(
     if subscriber is not None:
         target = f"subscriber:{subscriber.id}"
         blanked = _blank_deliveries(session, settings, subscriber.id, email)
+        _blank_returns(session, subscriber.id, email)
         session.delete(subscriber)
     if not already:
         session.add(Suppression(email_hash=address_hash(email), created_at=clock()))
@@ -160,6 +168,24 @@ def _deliveries(session: Session, subscriber_id: int | None, email: str) -> list
         or_(Delivery.subscriber_id == subscriber_id, Delivery.recipient == email)
     )
     return list(session.exec(query.order_by(Delivery.id)))
+
+
+def _blank_returns(session: Session, subscriber_id: int, email: str) -> int:
+    """Detach what came back about the reader (and any kept message naming the address):
+    the kind and the week stay for the figures; the bytes and the diagnostic go."""
+    needle = email.lower().encode()
+    query = select(InboundMessage).where(
+        or_(InboundMessage.subscriber_id == subscriber_id, InboundMessage.raw.is_not(None))
+    )
+    count = 0
+    for row in session.exec(query):
+        if row.subscriber_id != subscriber_id and needle not in (row.raw or b"").lower():
+            continue
+        row.subscriber_id, row.raw, row.detail = None, None, FORGOTTEN
+        session.add(row)
+        count += 1
+    session.flush()
+    return count
 
 
 def _blank_deliveries(

@@ -7,12 +7,15 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from click.testing import CliRunner
 from jeudis_cli import run
 from returns_helpers import RETURNS, add_readers, inbound, issues_sent, render
 from sqlmodel import select
 
+from newsletter.cli import App, main
 from newsletter.db import open_session
 from newsletter.models import Delivery, InboundMessage, Subscriber
+from newsletter.returns import apply as apply_module
 from newsletter.returns import take_in
 from scheduler import make_scheduler
 
@@ -38,6 +41,7 @@ CASES = {
     "forged_token_unsubscribe.eml": ("forged", {}),
     "forged_verp_dsn.eml": ("forged", {}),
     "human_reply.eml": ("other", {}),
+    "no_from_header.eml": ("hard_bounce", {"erin@example.net": "bounced"}),
 }
 KEPT = {"unreadable", "forged", "other"}
 
@@ -269,3 +273,63 @@ def test_two_readers_of_the_same_message_at_once_act_once(home, ids, clock):
     assert [o.changed for o in outcomes if not o.duplicate] == ["bounced"]
     with open_session(settings) as session:
         assert len(session.exec(select(InboundMessage)).all()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("BOUNCE_ADDRESS", "bounces+x@example.org", "bounce_address: 'bounces+x@example.org'"),
+        ("BOUNCE_ADDRESS", "bounces", "is not a plain address"),
+        ("SOFT_BOUNCE_LIMIT", "0", "soft_bounce_limit: 0 must be at least 1"),
+        ("INBOUND_POLL_MINUTES", "0", "inbound_poll_minutes: 0 must be at least 1"),
+    ],
+)
+def test_bad_return_settings_are_one_line_and_exit_2(home, clock, name, value, message):
+    env = {"JEUDIS_HOME": str(home.path), f"JEUDIS_{name}": value}
+    result = CliRunner().invoke(main, ["stats"], obj=App(clock=clock), env=env)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_parser_crash_keeps_the_message_and_the_run_goes_on(home, ids, tmp_path, monkeypatch):
+    box = tmp_path / "returns"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.M1P1.host").write_bytes(b"From: a@example.org\nSubject: x\n\nboom\n")
+    (box / "new" / "2.M1P1.host").write_bytes(render("gmail_hard_dsn.eml", home.settings, ids))
+    real_read = apply_module.read
+
+    def fragile_read(raw):  # stands for a parser bug met on one odd message
+        if b"boom" in raw:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_read(raw)
+
+    monkeypatch.setattr(apply_module, "read", fragile_read)
+    result = inbound(home.path, "--maildir", str(box))
+    assert result.exit_code == 0, result.output
+    assert "unreadable: 1" in result.output and "hard_bounce: 1" in result.output
+    assert states(home)["bob@example.org"][0] == "bounced"
+    with open_session(home.settings) as session:
+        kept = session.exec(select(InboundMessage).where(InboundMessage.kind == "unreadable")).one()
+    assert kept.raw.endswith(b"boom\n") and "RecursionError" in kept.detail
+
+
+def test_a_reader_who_came_back_can_be_exported_and_forgotten(home, ids):
+    issues_sent(home, ["2026-w48"], ids)
+    alice = "alice@example.net"
+    inbound(home.path, stdin=render("postfix_hard_dsn.eml", home.settings, ids))
+    reply = b"From: Alice <alice@example.net>\nTo: desinscription@lerameau.example.org\n"
+    inbound(home.path, stdin=reply + b"Subject: merci\nMessage-ID: <a1@x>\n\nBonjour\n")
+    exported = json.loads(run(home.path, "subscriber", "export", alice).output)
+    assert [r["kind"] for r in exported["returns"]] == ["hard_bounce"]
+
+    result = run(home.path, "subscriber", "forget", alice)
+    assert result.exit_code == 0, result.output
+    with open_session(home.settings) as session:
+        rows = session.exec(select(InboundMessage).order_by(InboundMessage.id)).all()
+    assert [(r.kind, r.subscriber_id, r.raw, r.week_key) for r in rows] == [
+        ("hard_bounce", None, None, "2026-W48"),
+        ("other", None, None, None),
+    ]
+    assert all(alice not in r.detail for r in rows)
+    assert run(home.path, "stats").exit_code == 0

@@ -66,6 +66,8 @@ def _decision(session: Session, settings: Settings, raw: bytes) -> Decision:
         returned = read(raw)
     except Unreadable as exc:
         return Decision("unreadable", "keep", None, None, exc.reason)
+    except Exception as exc:  # whatever a broken message does to a parser, it is kept, not lost
+        return Decision("unreadable", "keep", None, None, f"cannot be parsed ({exc!r})"[:500])
     secret, readers = settings.secret_key(), SessionReaders(session)
     return decide(returned, identify(returned, secret, readers, settings.bounce_address))
 

@@ -9,8 +9,10 @@ in, a frozen `Returned` out; no secret, no database. Verifying what the facts cl
 
 from __future__ import annotations
 
+import copy
 import email
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from email import policy
@@ -18,6 +20,10 @@ from email.message import Message
 from email.utils import getaddresses, parseaddr
 
 from flufl.bounce import all_failures
+
+# flufl.bounce logs a detector's crash with its traceback; _detect reports it instead.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+logging.getLogger("flufl.bounce").propagate = False
 
 # Headers that carry the address a message was delivered to, most trustworthy first.
 ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
@@ -108,7 +114,7 @@ def read(raw: bytes) -> Returned:
             a for _, a in getaddresses(returned.get_all("To", []) if returned else [])
         ),
         returned_tokens=_tokens(
-            " ".join(returned.get_all("List-Unsubscribe", []) if returned else [])
+            " ".join(str(v) for v in (returned.get_all("List-Unsubscribe", []) if returned else []))
         ),
         subject_tokens=_tokens(
             " ".join([_text(message.get("Subject", ""))] + _raw_recipients(message))
@@ -241,13 +247,26 @@ def _bounce(message: Message) -> tuple[tuple[Failure, ...], bool, Message | None
     )
     failures = _dsn_failures(message)
     if not failures and not is_dsn and not _is_auto_reply(message):
-        temporary, permanent = all_failures(message)
+        temporary, permanent = _detect(message)
         note = _diagnostic_line(message)
         failures = [Failure(a.decode(), True, "", note) for a in sorted(permanent)] + [
             Failure(a.decode(), False, "", note) for a in sorted(temporary - permanent)
         ]
     returned = _returned_message(message) if (failures or is_dsn) else None
     return tuple(failures), bool(failures) or is_dsn, returned
+
+
+def _detect(message: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's (temporary, permanent) addresses; Unreadable if a detector crashes."""
+    if not message.get("From"):
+        # flufl.bounce 6.0's Yale detector indexes the From header's first address.
+        message = copy.copy(message)
+        message["From"] = "MAILER-DAEMON"
+    try:
+        return all_failures(message)
+    except Exception as exc:  # a third-party heuristic: any failure is "cannot read"
+        message_id = str(message.get("Message-ID", "")).strip()
+        raise Unreadable(message_id, f"bounce detectors failed ({exc!r})") from None
 
 
 def _diagnostic_line(message: Message) -> str:
