@@ -32,8 +32,16 @@ from newsletter.publish import (
     publish_issue,
     site_root,
 )
-from newsletter.render import BRAND, MOTTO, SECTIONS, french_date, template_environment
+from newsletter.render import (
+    BRAND,
+    MOTTO,
+    SECTIONS,
+    french_date,
+    number_text,
+    template_environment,
+)
 from newsletter.timetable import public_from
+from newsletter.typography import NBSP, typeset
 
 ATOM = "http://www.w3.org/2005/Atom"
 INDEX_TEMPLATE = "web/archive/index.html.j2"
@@ -92,13 +100,14 @@ def _entry(session: Session, settings: Settings, issue: Issue) -> ArchiveEntry:
     for spec in SECTIONS:
         item = session.get(ContentItem, ids[spec.kind])
         if item is not None:
-            sections.append(ArchivedSection(spec.label, plain(item.title), safe_url(item.url)))
+            title = typeset(plain(item.title))
+            sections.append(ArchivedSection(spec.label, title, safe_url(item.url)))
     return ArchiveEntry(
         number=issue.number,
         week=issue.week_key,
         thursday_text=french_date(issue.thursday),
         thursday_iso=issue.thursday.isoformat(),
-        subject=plain(issue.subject) or f"{BRAND} n°{issue.number}",
+        subject=typeset(plain(issue.subject)) or f"{BRAND} {number_text(issue.number)}",
         url=issue_url(settings, issue.week_key),
         published=public_from(settings, issue.thursday, issue.built_at),
         sections=tuple(sections),
@@ -136,7 +145,7 @@ def _entry_html(entry: ArchiveEntry) -> str:
         li = ET.SubElement(items, "li")
         strong = ET.SubElement(li, "strong")
         strong.text = section.label
-        strong.tail = " : "
+        strong.tail = f"{NBSP}: "
         if section.url:
             link = ET.SubElement(li, "a", {"href": section.url})
             link.text = section.title
@@ -164,8 +173,8 @@ def render_feed(entries: list[ArchiveEntry], settings: Settings) -> str:
         _sub(node, "link", rel="alternate", type="text/html", href=entry.url)
         _sub(node, "published", _atom_time(entry.published))
         _sub(node, "updated", _atom_time(entry.published))
-        summary = " · ".join(f"{s.label} : {s.title}" for s in entry.sections)
-        _sub(node, "summary", f"n°{entry.number} du {entry.thursday_text}. {summary}")
+        summary = " · ".join(f"{s.label}{NBSP}: {s.title}" for s in entry.sections)
+        _sub(node, "summary", f"{number_text(entry.number)} du {entry.thursday_text}. {summary}")
         _sub(node, "content", _entry_html(entry), type="html")
     ET.indent(feed)
     return ET.tostring(feed, encoding="unicode", xml_declaration=True) + "\n"
@@ -223,8 +232,8 @@ REDIRECT = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta http-equiv="refresh" content="0; url=archive/">
-<title>Les Jeudis de l'ODD 17</title>
+<title>Les Jeudis de l’ODD&nbsp;17</title>
 </head>
-<body><p><a href="archive/">Tous les numéros des Jeudis de l'ODD 17</a></p></body>
+<body><p><a href="archive/">Tous les numéros des Jeudis de l’ODD&nbsp;17</a></p></body>
 </html>
 """

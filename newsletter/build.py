@@ -20,6 +20,7 @@ from newsletter.pick import Calendar, Selection, pick, plan
 from newsletter.publish import issue_url
 from newsletter.queue import queued_items
 from newsletter.render import IssueInfo, RenderedIssue, render
+from newsletter.subjects import chosen_subject
 from newsletter.timetable import LastIssue, check_build_week, public_from
 from newsletter.weeks import Clock, thursday_of, thursdays, upcoming_thursday, week_key
 
@@ -158,9 +159,8 @@ def preview_issue(
         selection, number = planned.selection, planned.number
         if selection.missing:
             raise QueueDryError(_dry_message(session, selection))
-    info = IssueInfo(
-        number=number, week_key=week, thursday=thursday, web_url=issue_url(settings, week)
-    )
+    chosen = issue.subject if issue is not None else chosen_subject(session, week)
+    info = IssueInfo(number, week, thursday, issue_url(settings, week), chosen)
     return info, selection, render(info, selection, settings)
 
 
@@ -181,7 +181,9 @@ def _record(
     if selection.missing:
         raise QueueDryError(_dry_message(session, selection))
     number = (_max_number(session) or settings.first_issue_number - 1) + 1
-    info = IssueInfo(number, week, thursday, issue_url(settings, week))
+    info = IssueInfo(
+        number, week, thursday, issue_url(settings, week), chosen_subject(session, week)
+    )
     rendered = render(info, selection, settings)  # before writing: a template error stops here
     issue = Issue(
         week_key=week,
@@ -205,9 +207,8 @@ def _record(
 
 def render_recorded(session: Session, settings: Settings, issue: Issue) -> RenderedIssue:
     """Render an issue already built, from its recorded items (same bytes as its build)."""
-    info = IssueInfo(
-        issue.number, issue.week_key, issue.thursday, issue_url(settings, issue.week_key)
-    )
+    url = issue_url(settings, issue.week_key)
+    info = IssueInfo(issue.number, issue.week_key, issue.thursday, url, issue.subject)
     return render(info, recorded_selection(session, issue), settings)
 
 

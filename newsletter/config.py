@@ -32,6 +32,10 @@ class Settings:
     reply_to: str = ""
     list_id: str = "jeudis-odd17.lerameau.example.org"
     unsubscribe_mailto: str = "desinscription@lerameau.example.org"
+    # Who sends the letter, for its footer (the demo's placeholders: set your own).
+    org_name: str = "Le RAMEAU"
+    org_address: str = "1 rue de l'Exemple, 75000 Paris, France"
+    contact_address: str = "contact@lerameau.example.org"
     # Delivery.
     smtp_url: str = "smtp://127.0.0.1:25"
     smtp_timeout: float = 30.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import textwrap
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -61,15 +62,34 @@ def plain(text: str | None) -> str:
     return _SPACES.sub(" ", cleaned).strip()
 
 
-def to_safe_html(markdown: str | None, *, styles: dict[str, str] | None = None) -> str:
+TextPass = Callable[[str], str]
+
+
+def _text_tokens(tokens: list[Token], text: TextPass | None) -> list[Token]:
+    """Run `text` over the prose of the token stream: never code, URLs or attributes."""
+    if text is not None:
+        for token in tokens:
+            for child in token.children or []:
+                if child.type == "text":
+                    child.content = text(child.content)
+    return tokens
+
+
+def to_safe_html(
+    markdown: str | None, *, styles: dict[str, str] | None = None, text: TextPass | None = None
+) -> str:
     """Render editor Markdown to HTML that only holds allow-listed tags and safe links.
 
     `styles` maps a tag to the inline style it gets (email clients ignore most <style>);
-    the editor's own attributes never pass, only these fixed values.
+    the editor's own attributes never pass, only these fixed values. `text` (the typography
+    pass) is applied to text nodes only.
     """
     if not markdown or not markdown.strip():
         return ""
-    rendered = _parser().render(markdown)
+    parser = _parser()
+    rendered = parser.renderer.render(
+        _text_tokens(parser.parse(markdown), text), parser.options, {}
+    )
     return nh3.clean(
         rendered,
         tags=ALLOWED_TAGS,
@@ -83,11 +103,11 @@ def to_safe_html(markdown: str | None, *, styles: dict[str, str] | None = None) 
     ).strip()
 
 
-def to_plain_text(markdown: str | None, width: int = 76) -> str:
+def to_plain_text(markdown: str | None, width: int = 76, text: TextPass | None = None) -> str:
     """Render editor Markdown to wrapped plain text: links as « texte (url) », lists as « - »."""
     if not markdown or not markdown.strip():
         return ""
-    tokens = _parser().parse(markdown)
+    tokens = _text_tokens(_parser().parse(markdown), text)
     blocks = _Blocks(width)
     blocks.walk(tokens)
     return "".join(blocks.out).strip("\n")

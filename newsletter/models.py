@@ -220,3 +220,13 @@ class Suppression(SQLModel, table=True):
     email_hash: str = Field(primary_key=True)
     created_at: datetime = aware()
     reason: str = "forget"
+
+
+class IssueSubject(SQLModel, table=True):
+    """An editor's own subject for a week's issue, set before it is built (or never)."""
+
+    __tablename__ = "issue_subject"
+
+    week_key: str = Field(primary_key=True)
+    subject: str
+    updated_at: datetime = aware()

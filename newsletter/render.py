@@ -24,12 +24,14 @@ from mjml import mjml2html
 from newsletter.config import Settings
 from newsletter.markup import plain, safe_url, to_plain_text, to_safe_html, wrap
 from newsletter.pick import Selection
+from newsletter.typography import NBSP, NNBSP, typeset
 
 UNSUBSCRIBE_MARK = "@@UNSUBSCRIBE_URL@@"
 
-BRAND = "Les Jeudis de l'ODD 17"
+BRAND = typeset("Les Jeudis de l'ODD 17")
 MOTTO = "Tous impactés, tous concernés, tous outillés"
-SUBJECT_MAX = 80
+# What a phone shows of a subject; the sender's name is left to From.
+SUBJECT_MAX = 60
 PREHEADER_MAX = 110
 TEXT_WIDTH = 76
 EMAIL_TEMPLATE = "email.mjml.j2"
@@ -42,6 +44,7 @@ class IssueInfo:
     week_key: str
     thursday: date
     web_url: str  # the public archive page, for « voir en ligne »
+    subject: str | None = None  # the editor's own subject, if one was set for the week
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,9 @@ class SectionKind:
 
 
 SECTIONS = (
-    SectionKind("news", "L'actualité", "Lire l'actualité", "#19486a"),
-    SectionKind("example", "L'exemple inspirant", "Découvrir l'exemple", "#2f6b34"),
-    SectionKind("tool", "L'outil", "Découvrir l'outil", "#a21942"),
+    SectionKind("news", "L’actualité", "Lire l’actualité", "#19486a"),
+    SectionKind("example", "L’exemple inspirant", "Découvrir l’exemple", "#2f6b34"),
+    SectionKind("tool", "L’outil", "Découvrir l’outil", "#a21942"),
 )
 
 # Inline styles for the editor's Markdown (mjml-python inlines nothing inside mj-text).
@@ -107,13 +110,15 @@ def render(issue: IssueInfo, selection: Selection, settings: Settings) -> Render
     ]
     news = next((s for s in sections if s.kind == "news"), None)
     date_text = french_date(issue.thursday)
-    subject = issue_subject(issue.number, news.title if news else date_text)
-    preheader = issue_preheader(sections)
+    subject = issue_subject(news.title if news else date_text, issue.subject)
+    preheader = issue_preheader(issue.number, sections)
     base = settings.base_url.rstrip("/")
     context: dict[str, Any] = {
         "brand": BRAND,
         "motto": MOTTO,
         "number": issue.number,
+        "number_text": number_text(issue.number),
+        "org": organisation(settings),
         "date_text": date_text,
         "subject": subject,
         "preheader": preheader,
@@ -143,21 +148,43 @@ def section_view(spec: SectionKind, item: Any) -> SectionView:
         label=spec.label,
         call=spec.call,
         accent=spec.accent,
-        title=title,
+        title=typeset(title),
         url=safe_url(getattr(item, "url", None)),
-        summary=plain(getattr(item, "summary", "")),
-        body_html=Markup(to_safe_html(body, styles=BODY_STYLES)),
-        body_text=to_plain_text(body, width=TEXT_WIDTH),
+        summary=typeset(plain(getattr(item, "summary", ""))),
+        body_html=Markup(to_safe_html(body, styles=BODY_STYLES, text=typeset)),
+        body_text=to_plain_text(body, width=TEXT_WIDTH, text=typeset),
         image_url=image_url,
         # Every image gets an alt text; the title describes it when the editor gave none.
         image_alt=(plain(getattr(item, "image_alt", None)) or title) if image_url else "",
-        source_name=plain(getattr(item, "source_name", None)),
+        source_name=typeset(plain(getattr(item, "source_name", None))),
+    )
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """Who sends the letter, as the footer says it (the law wants a postal address)."""
+
+    name: str
+    address: str
+    contact: str
+
+
+def organisation(settings: Settings) -> Organisation:
+    return Organisation(
+        typeset(plain(settings.org_name)),
+        typeset(plain(settings.org_address)),
+        plain(settings.contact_address),
     )
 
 
 def french_date(day: date) -> str:
-    """« jeudi 26 novembre 2026 »."""
-    return format_date(day, format="full", locale="fr_FR")
+    """« jeudi 26 novembre 2026 », « jeudi 1er octobre 2026 » (no break before the month)."""
+    return typeset(format_date(day, format="full", locale="fr_FR"))
+
+
+def number_text(number: int) -> str:
+    """« n° 12 », never broken after « n° »."""
+    return f"n°{NBSP}{number}"
 
 
 def shorten(text: str, limit: int) -> str:
@@ -168,25 +195,28 @@ def shorten(text: str, limit: int) -> str:
     cut = text[: limit - 1]
     if " " in cut and not text[limit - 1].isspace():
         cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:.–-") + "…"
+    if cut.count("«") > cut.count("»"):  # never leave a quotation open: cut before it
+        cut = cut[: cut.rindex("«")]
+    # Never end on a no-break space or a sign that belonged to the cut word.
+    return cut.rstrip(f" ,;:.–-«{NBSP}{NNBSP}") + "…"
 
 
-def issue_subject(number: int, title: str) -> str:
-    """« Les Jeudis de l'ODD 17 n°12 – <title> », at most SUBJECT_MAX characters."""
-    prefix = f"{BRAND} n°{number} – "
-    return prefix + shorten(title, SUBJECT_MAX - len(prefix))
+def issue_subject(headline: str, chosen: str | None = None) -> str:
+    """The editor's subject if set, else the headline; at most SUBJECT_MAX characters."""
+    return shorten(typeset(plain(chosen) or headline), SUBJECT_MAX)
 
 
-def issue_preheader(sections: list[SectionView]) -> str:
-    """The inbox teaser: the news summary, or the three titles when it has none."""
+def issue_preheader(number: int, sections: list[SectionView]) -> str:
+    """The inbox teaser: the issue number, then the news summary (or the three titles)."""
+    lead = f"N°{NBSP}{number}{NBSP}– "
     news = next((s for s in sections if s.kind == "news"), None)
     if news and news.summary:
-        return shorten(news.summary, PREHEADER_MAX)
+        return shorten(lead + news.summary, PREHEADER_MAX)
     titles = [s.title for s in sections]
     if not titles:
-        return shorten(f"{BRAND} : {MOTTO.lower()}.", PREHEADER_MAX)
+        return shorten(typeset(f"{lead}{BRAND} : {MOTTO.lower()}."), PREHEADER_MAX)
     listed = ", ".join(titles[:-1]) + " et " + titles[-1] if len(titles) > 1 else titles[0]
-    return shorten(f"Cette semaine : {listed}.", PREHEADER_MAX)
+    return shorten(typeset(f"{lead}Cette semaine : {listed}."), PREHEADER_MAX)
 
 
 @lru_cache(maxsize=8)
@@ -206,6 +236,7 @@ def template_environment(templates_dir: Path) -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["wrap"] = wrap
+    env.filters["typeset"] = typeset
     return env
 
 

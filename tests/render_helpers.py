@@ -15,7 +15,7 @@ from newsletter.render import IssueInfo, RenderedIssue, render
 THURSDAY = date(2026, 11, 26)
 WEB_URL = "https://jeudis.example.org/archive/2026-W48/"
 BASE_URL = "https://jeudis.example.org"
-HEADINGS = ["L'actualité", "L'exemple inspirant", "L'outil"]
+HEADINGS = ["L’actualité", "L’exemple inspirant", "L’outil"]
 DANGEROUS_SCHEMES = ("javascript:", "data:", "vbscript:")
 
 

@@ -10,6 +10,7 @@ import feedparser
 import lxml.html
 import pytest
 from jeudis_cli import FIXTURES, MONDAY, REPO, run
+from typography_checks import html_faults
 
 from newsletter.archive import (
     ArchivedSection,
@@ -23,6 +24,7 @@ from newsletter.db import open_session
 from newsletter.errors import ContentError
 from newsletter.publish import publish_issue
 from newsletter.render import UNSUBSCRIBE_MARK, RenderedIssue
+from newsletter.typography import faults
 
 BASE = "https://jeudis.lerameau.example.org"
 WEEKS = ["2026-W48", "2026-W49", "2026-W50"]
@@ -71,11 +73,12 @@ def test_site_has_a_page_per_issue_an_index_and_a_feed(tmp_path):
     assert alternate.get("href") == f"{BASE}/archive/feed.atom"
     issues = index.xpath('//ol[@class="issues"]/li')
     assert [li.xpath("string(.//p[@class='issue-date'])").split(" · ")[0] for li in issues] == [
-        "n°3",
-        "n°2",
-        "n°1",
+        "n°\u00a03",
+        "n°\u00a02",
+        "n°\u00a01",
     ]
-    assert "jeudi 26 novembre 2026" in issues[-1].text_content()
+    assert "jeudi 26\u00a0novembre 2026" in issues[-1].text_content()
+    assert html_faults((out / "archive" / "index.html").read_text()) == []
     # Each index link leads to the page of its issue, from wherever the site is served.
     for li, week in zip(issues, reversed(WEEKS), strict=True):
         href = li.xpath(".//h3/a/@href")[0]
@@ -91,13 +94,14 @@ def test_issue_page_is_the_public_copy_with_date_number_and_feed_link(tmp_path):
     assert page == settings.archive_dir / "archive" / "2026-W48" / "index.html"
     html = page.read_text()
     doc = lxml.html.fromstring(html)
-    assert "n°1 · jeudi 26 novembre 2026" in " ".join(doc.text_content().split())
+    assert "n° 1 · jeudi 26 novembre 2026" in " ".join(doc.text_content().split())
+    assert html_faults(html) == []
     assert UNSUBSCRIBE_MARK not in html and "/unsubscribe/" not in html
     assert "Se désinscrire" not in doc.text_content()
     assert doc.xpath('//link[@rel="alternate"][@type="application/atom+xml"]/@href') == [
         f"{BASE}/archive/feed.atom"
     ]
-    assert len(doc.xpath("//h2")) == 3
+    assert len(doc.xpath("//h2")) == 4  # « Au sommaire » and the three sections
 
 
 def test_feed_is_valid_atom_with_one_entry_per_issue_and_absolute_links(tmp_path):
@@ -107,7 +111,7 @@ def test_feed_is_valid_atom_with_one_entry_per_issue_and_absolute_links(tmp_path
     feed = feedparser.parse(report.feed.read_bytes())
     assert not feed.bozo, feed.get("bozo_exception")
     assert feed.version == "atom10"
-    assert feed.feed.title == "Les Jeudis de l'ODD 17"
+    assert feed.feed.title == "Les Jeudis de l’ODD\u00a017"
     assert feed.feed.language == "fr"
     assert {link.rel: link.href for link in feed.feed.links} == {
         "self": f"{BASE}/archive/feed.atom",
@@ -116,7 +120,8 @@ def test_feed_is_valid_atom_with_one_entry_per_issue_and_absolute_links(tmp_path
     assert [e.link for e in feed.entries] == [f"{BASE}/archive/{w}/" for w in reversed(WEEKS)]
     for entry in feed.entries:
         assert entry.id == entry.link
-        assert entry.title.startswith("Les Jeudis de l'ODD 17 n°")
+        assert entry.title and faults(entry.title) == [] and faults(entry.summary) == []
+        assert entry.summary.startswith("n°\u00a0")
         assert entry.published_parsed and entry.updated_parsed
         links = lxml.html.fromstring(entry.content[0].value).xpath("//a/@href")
         assert len(links) == 3 and all(urlsplit(u).scheme == "https" for u in links)

@@ -14,6 +14,7 @@ from newsletter.build import build_issue
 from newsletter.config import load_settings
 from newsletter.db import open_session
 from newsletter.models import ContentItem, Delivery, Issue
+from newsletter.render import issue_subject
 
 FRIDAY = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)  # the coming Thursday is 2026-12-03
 READERS = [
@@ -45,17 +46,21 @@ def test_build_writes_one_parsable_message_per_reader(tmp_path):
     outbox = settings.outbox_dir / "2026-W48"
     files = sorted(outbox.glob("*.eml"))
     assert len(files) == len(READERS)
+    (news,) = [i for i in items(tmp_path) if i["kind"] == "news" and i["status"] == "used"]
+    issue_row_subject = issue_subject(news["title"])
     recipients = set()
     for path in files:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert message.get_content_type() == "multipart/alternative"
         text, html = message.get_payload()
         assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
-        assert "L'EXEMPLE INSPIRANT" in text.get_content().upper()
+        assert "L’EXEMPLE INSPIRANT" in text.get_content().upper()
         assert "Se désinscrire" in text.get_content()
         assert message["Date"] and message["Message-ID"]
         assert len(html.get_content().encode()) < 102_400
-        assert message["Subject"].startswith("Les Jeudis de l'ODD 17 n°1")
+        # The headline first; the sender's name is in From, the number in the preheader.
+        assert message["Subject"] == issue_row_subject
+        assert "Jeudis" not in message["Subject"] and len(message["Subject"]) <= 60
         recipients.add(message["To"].addresses[0].addr_spec.lower())
         doc = lxml.html.fromstring(html.get_content())
         assert doc.get("lang") == "fr"

@@ -25,6 +25,9 @@ from render_helpers import (
 from newsletter.config import PROJECT_ROOT
 from newsletter.models import ContentItem
 from newsletter.render import UNSUBSCRIBE_MARK, issue_subject, template_environment
+from newsletter.typography import typeset
+
+CONTENTS = "Au sommaire"
 
 
 @pytest.fixture(scope="module")
@@ -44,30 +47,33 @@ def squeeze(text: str) -> str:
 def test_email_is_french_with_title_and_preheader(rendered, doc):
     assert doc.get("lang") == "fr"
     assert doc.find(".//title").text == rendered.subject
-    assert rendered.preheader == "Trois régions signent une charte commune pour les alliances."
+    # The issue number leads the preheader: the subject keeps its room for the headline.
+    assert rendered.preheader == (
+        "N°\u00a012\u00a0– Trois régions signent une charte commune pour les alliances."
+    )
     [hidden] = doc.find_class("preheader")  # the first, hidden, text of the body
     # Clients show the first text of the body in the inbox: it must be the preheader.
-    assert squeeze(doc.find(".//body").text_content()).startswith(rendered.preheader)
+    assert squeeze(doc.find(".//body").text_content()).startswith(squeeze(rendered.preheader))
     assert "display:none" in hidden.get("style").replace(" ", "")
-    assert squeeze(hidden.text_content()).startswith(rendered.preheader)
+    assert squeeze(hidden.text_content()).startswith(squeeze(rendered.preheader))
 
 
 def test_branded_header_with_number_french_date_and_motto(doc):
     text = squeeze(doc.text_content())
-    assert "Les Jeudis de l'ODD 17" in text
-    assert "n°12 · jeudi 26 novembre 2026" in text
+    assert squeeze(doc.find(".//h1").text_content()) == "Les Jeudis de l’ODD 17"
+    assert "n° 12 · jeudi 26 novembre 2026" in text
     assert "Tous impactés, tous concernés, tous outillés" in text
 
 
 def test_three_sections_in_order_with_titles_links_and_calls(doc):
-    assert [squeeze(h.text_content()) for h in doc.iter("h2")] == HEADINGS
+    assert [squeeze(h.text_content()) for h in doc.iter("h2")] == [CONTENTS, *HEADINGS]
     items = simple_items()
     titles = list(doc.iter("h3"))
     assert len(titles) == 3
-    calls = ["Lire l'actualité", "Découvrir l'exemple", "Découvrir l'outil"]
+    calls = ["Lire l’actualité", "Découvrir l’exemple", "Découvrir l’outil"]
     for h3, kind, call in zip(titles, ("news", "example", "tool"), calls, strict=True):
         link = h3.find(".//a")
-        assert squeeze(link.text_content()) == items[kind].title
+        assert squeeze(link.text_content()) == squeeze(typeset(items[kind].title))
         assert link.get("href") == items[kind].url
         assert [a.get("href") for a in links(doc, call)] == [items[kind].url]
 
@@ -79,7 +85,7 @@ def test_summary_body_and_source_are_shown(doc):
     body_link = links(doc, "un lien")[0]
     assert body_link.get("href") == "https://www.lerameau.fr/charte"
     assert body_link.getparent().tag == "p"
-    assert doc.find(".//strong").text == "court"
+    assert "court" in [strong.text for strong in doc.iter("strong")]
     assert doc.find(".//blockquote") is not None
 
 
@@ -122,31 +128,41 @@ def test_unsubscribe_and_view_online_links(doc):
     assert "Le RAMEAU" in footer
 
 
-def test_subject_has_the_number_and_the_news_title(rendered):
-    assert rendered.subject == (
-        "Les Jeudis de l'ODD 17 n°12 – Les collectivités s'engagent pour l'ODD 17"
-    )
+def test_subject_is_the_headline_and_leaves_the_name_to_from(rendered):
+    # Found: « Les Jeudis de l'ODD 17 n°1 – … » spent 29 characters on the sender's name.
+    assert rendered.subject == "Les collectivités s’engagent pour l’ODD\u00a017"
 
 
-def test_long_subject_is_cut_on_a_word_within_80_characters():
+def test_long_subject_is_cut_on_a_word_within_60_characters():
     title = "Les alliances territoriales au cœur du nouveau plan national pour les ODD en 2030"
-    subject = issue_subject(123, title)
-    assert len(subject) <= 80
-    assert "n°123" in subject
+    subject = issue_subject(title)
+    assert len(subject) <= 60
     assert subject.endswith("…")
-    kept = subject.removeprefix("Les Jeudis de l'ODD 17 n°123 – ").removesuffix("…")
+    kept = subject.removesuffix("…")
     assert title.startswith(kept) and title[len(kept)] == " "
+
+
+def test_short_subject_is_not_cut_and_an_editor_subject_wins():
+    assert issue_subject("Un titre court") == "Un titre court"
+    chosen = issue_subject("Un titre court", "Notre sélection : trois alliances")
+    assert chosen == "Notre sélection\u00a0: trois alliances"
+
+
+def test_a_cut_never_ends_on_an_opening_guillemet():
+    title = "Un titre qui parle longuement des partenariats et du « jeu collectif »"
+    subject = issue_subject(title)
+    assert len(subject) <= 60 and subject.endswith("du…")
 
 
 def test_heavy_issue_stays_far_below_gmail_clipping():
     rendered = render_items(long_items())
     size = len(rendered.html.encode("utf-8"))
     assert size < 102_400, size
-    assert len(rendered.subject) <= 80
+    assert len(rendered.subject) <= 60
     assert len(rendered.preheader) <= 110 and rendered.preheader.endswith("…")
     doc = parse(rendered.html)
     assert len(doc.findall(".//img")) == 3
-    assert [squeeze(h.text_content()) for h in doc.iter("h2")] == HEADINGS
+    assert [squeeze(h.text_content()) for h in doc.iter("h2")] == [CONTENTS, *HEADINGS]
 
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(1)>"\' onmouseover="alert(1)'
@@ -185,12 +201,12 @@ def test_hostile_items_reach_the_html_only_as_text(part):
     assert "<script" not in html.lower()
     # The hostile text is still visible, as text, where the editor typed it.
     titles = [squeeze(h.text_content()) for h in doc.iter("h3")]
-    assert titles == [squeeze(f"Titre {HOSTILE}")] * 3
+    assert titles == [squeeze(typeset(f"Titre {HOSTILE}"))] * 3
     (image,) = doc.findall(".//img")
     assert image.get("src") == "https://images.example.org/ok.png?a=1&b=2"
     assert image.get("alt") == squeeze(f'" onerror="alert(1) {HOSTILE}')
     # Without a safe URL there is nothing to click: no title link, no call to action.
-    assert links(doc, "Lire l'actualité") == [] and links(doc, "Découvrir l'exemple") == []
+    assert links(doc, "Lire l’actualité") == [] and links(doc, "Découvrir l’exemple") == []
 
 
 def test_jinja_autoescaping_shows_markup_in_titles_as_text():
@@ -200,11 +216,12 @@ def test_jinja_autoescaping_shows_markup_in_titles_as_text():
     rendered = render_items(items)
     doc = parse(rendered.html)
     assert doc.find(".//b") is None and doc.find(".//i") is None
-    assert squeeze(doc.find(".//h3").text_content()) == title
+    shown = typeset(title)  # « partenaires » and l’apostrophe, the markup left as text
+    assert squeeze(doc.find(".//h3").text_content()) == squeeze(shown)
     assert "<i>Résumé</i> & co" in squeeze(doc.text_content())
-    assert title in rendered.subject
+    assert shown in rendered.subject
     # The text part is not HTML: the same characters stay as typed.
-    assert title in rendered.text and "&amp;" not in rendered.text
+    assert shown in rendered.text and "&amp;" not in rendered.text
 
 
 def test_web_copy_has_no_personal_link_but_archive_and_subscribe(rendered):
@@ -214,7 +231,7 @@ def test_web_copy_has_no_personal_link_but_archive_and_subscribe(rendered):
     assert f"{BASE_URL}/subscribe" in hrefs
     assert f"{BASE_URL}/archive/" in hrefs
     assert links(doc, "Se désinscrire") == []
-    assert [squeeze(h.text_content()) for h in doc.iter("h2")] == HEADINGS
+    assert [squeeze(h.text_content()) for h in doc.iter("h2")] == [CONTENTS, *HEADINGS]
     assert doc.get("lang") == "fr"
 
 
@@ -229,10 +246,10 @@ def test_text_part_has_sections_links_and_the_mark_alone_on_its_line(rendered):
     mark = lines.index(UNSUBSCRIBE_MARK)  # the whole line is the mark, nothing else
     assert lines[mark - 1] == "Se désinscrire\u00a0:"
     assert f"Voir en ligne\u00a0: {WEB_URL}" in lines
-    assert "n°12 · jeudi 26 novembre 2026" in lines
+    assert "n°\u00a012 · jeudi 26\u00a0novembre 2026" in lines
     flat = squeeze(text)
     for item in simple_items().values():
-        assert item.title in flat
+        assert squeeze(typeset(item.title)) in flat
         assert item.url in lines  # each link on its own line
     positions = [flat.index(f"== {heading.upper()} ==") for heading in HEADINGS]
     assert positions == sorted(positions)

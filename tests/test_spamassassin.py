@@ -9,10 +9,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from jeudis_cli import REPO, run
 from render_helpers import long_items, render_items
 from render_helpers import settings as render_settings
 from test_message import realistic_issue
 from test_outbox import make_issue
+from test_web_desk import desk_server, send_test  # noqa: F401  (desk_server: the fixture)
 
 from newsletter.config import load_settings
 from newsletter.db import open_session
@@ -96,3 +98,47 @@ def test_rendered_issue_scores_zero_or_less(tmp_path):
     score, rules = spamassassin(tmp_path, outbox_message(tmp_path, rendered))
     assert not [rule for rule in rules if FORBIDDEN.match(rule)], rules
     assert score <= 0, rules
+
+
+# ---- every kind of message, as the relay receives it ------------------------------------------
+
+
+def relayed(home: Path, smtp_server, *commands: tuple[str, ...]) -> list[bytes]:
+    """Run `jeudis` commands then `jeudis send` against a real SMTP server; what arrived."""
+    env = {"JEUDIS_SMTP_URL": smtp_server.url, "JEUDIS_BASE_URL": "https://jeudis.example.org"}
+    for args in (*commands, ("send", "--rate", "0")):
+        result = run(home, *args, env=env)
+        assert result.exit_code == 0, result.output
+    return [received.data for received in smtp_server.handler.messages]
+
+
+def assert_clean(tmp_path: Path, message: bytes) -> None:
+    score, rules = spamassassin(tmp_path, message)
+    print(f"spamassassin: {score} {rules}")  # shown with -s, for the README's figures
+    assert not [rule for rule in rules if FORBIDDEN.match(rule)], rules
+    assert score <= 0, rules
+
+
+def test_sent_issue_scores_zero_or_less(tmp_path, smtp_server):
+    home = tmp_path / "home"
+    (message,) = relayed(
+        home,
+        smtp_server,
+        ("import", str(REPO / "content")),
+        ("subscriber", "add", "zoe@example.org", "--name", "Zoé Lefèvre-Dupont"),
+        ("build",),
+    )
+    assert_clean(tmp_path, message)
+
+
+def test_sent_confirmation_scores_zero_or_less(tmp_path, smtp_server):
+    home = tmp_path / "home"
+    (message,) = relayed(home, smtp_server, ("subscriber", "invite", "zoe@example.org"))
+    assert_clean(tmp_path, message)
+
+
+def test_sent_test_copy_scores_zero_or_less(tmp_path, smtp_server, desk_server):  # noqa: F811
+    _settings, desk = desk_server(content=REPO / "content", JEUDIS_SMTP_URL=smtp_server.url)
+    send_test(desk, "editrice@example.org")
+    (received,) = smtp_server.handler.messages
+    assert_clean(tmp_path, received.data)

@@ -105,7 +105,7 @@ def test_calendar_shows_coming_thursdays_and_warns_of_a_dry_kind(desk_server):
     assert doc.get("lang") == "fr"
     rows = doc.xpath("//tbody/tr")
     assert len(rows) == 8
-    assert "jeudi 26 novembre 2026" in rows[0].text_content()
+    assert "jeudi 26\u00a0novembre 2026" in rows[0].text_content()
     # Fixture content: one item per kind, so every kind runs dry within three weeks.
     for kind in ("news", "example", "tool"):
         card = doc.get_element_by_id(f"runway-{kind}")
@@ -263,7 +263,16 @@ def test_approving_and_rejecting_proposed_news(desk_server):
 
 
 @pytest.mark.parametrize(
-    "path", ["/items/new", "/items/1", "/items/1/review", "/preview/test", "/logout", "/login"]
+    "path",
+    [
+        "/items/new",
+        "/items/1",
+        "/items/1/review",
+        "/preview/test",
+        "/preview/subject",
+        "/logout",
+        "/login",
+    ],
 )
 def test_every_form_needs_its_csrf_token(desk_server, path):
     settings, desk = desk_server()
@@ -408,7 +417,7 @@ def test_test_send_goes_through_the_outbox_and_the_relay_alone(desk_server, smtp
     (received,) = smtp_server.handler.messages
     assert received.recipients == ["editrice@example.org"]
     message = email.message_from_bytes(received.data, policy=email.policy.default)
-    assert message["Subject"].startswith("[Test] Les Jeudis de l'ODD 17 n°1")
+    assert message["Subject"].startswith("[Test] ") and "Jeudis" not in message["Subject"]
     body = received.data.decode()
     assert UNSUBSCRIBE_MARK not in body and "/unsubscribe/" not in body
     with open_session(settings) as session:

@@ -65,6 +65,7 @@ def _register() -> None:
         desk,
         editors,
         feeds,
+        issues,
         items,
         pipeline,
         publish,
@@ -76,6 +77,7 @@ def _register() -> None:
 
     for module in (
         items,
+        issues,
         pipeline,
         subscribers,
         feeds,

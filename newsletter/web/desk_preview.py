@@ -27,6 +27,7 @@ from newsletter.models import Delivery
 from newsletter.outbox import write_single
 from newsletter.render import IssueInfo, RenderedIssue, as_preview, french_date, preview_link
 from newsletter.send import RelayError, send_outbox
+from newsletter.subjects import set_subject
 from newsletter.subscribers import InvalidAddress, normalise_email
 from newsletter.web import auth
 from newsletter.web.desk import KIND_LABELS, Desk, desk_of, flash
@@ -271,9 +272,39 @@ async def test_send(request: Request) -> Response:
     return RedirectResponse(back + "#test-send", status_code=303)
 
 
+def _save_subject(desk: Desk, thursday: date, text: str) -> tuple[str, str]:
+    """(kind, French message) for the flash after the subject form."""
+    try:
+        with open_session(desk.settings) as session:
+            shown = set_subject(session, week_key(thursday), text, desk.clock)
+    except JeudisError as exc:
+        return "error", f"Objet non modifié : {exc}"
+    if shown is None:
+        return "ok", "Objet effacé : le titre de l’actualité sert d’objet."
+    return "ok", f"Objet enregistré : « {shown} »."
+
+
+async def subject_form(request: Request) -> Response:
+    desk = desk_of(request)
+    form = await auth.checked_form(request)
+    raw_date = form.get("date")
+    try:
+        thursday = date.fromisoformat(raw_date if isinstance(raw_date, str) else "")
+    except ValueError:
+        raise HTTPException(400, "Date invalide.") from None
+    text = form.get("subject")
+    kind, message = await run_in_threadpool(
+        _save_subject, desk, thursday, text if isinstance(text, str) else ""
+    )
+    flash(request, message, kind)
+    root = request.scope.get("root_path", "")
+    return RedirectResponse(f"{root}/preview?date={thursday.isoformat()}", status_code=303)
+
+
 ROUTES = [
     Route("/preview", preview_page, name="preview"),
     Route("/preview/email.html", preview_email, name="preview_email"),
     Route("/preview/email.txt", preview_text, name="preview_text"),
     Route("/preview/test", test_send, methods=["POST"], name="test_send"),
+    Route("/preview/subject", subject_form, methods=["POST"], name="subject_form"),
 ]

@@ -24,12 +24,12 @@ def test_following_the_archive_from_the_index_to_an_issue(page, site, artifacts)
     expect(feed_link).to_have_attribute("href", f"{site.url}/archive/feed.atom")
     issues = page.locator("ol.issues > li")
     expect(issues).to_have_count(2)
-    expect(issues.first).to_contain_text("n°2 · jeudi 3 décembre 2026")
+    expect(issues.first).to_contain_text("n° 2 · jeudi 3 décembre 2026")
     page.screenshot(path=str(artifacts / "archive-index.png"), full_page=True)
     issues.nth(1).get_by_role("link").click()
     expect(page).to_have_url(f"{site.url}/archive/2026-W48/")
-    expect(page.get_by_text("n°1 · jeudi 26 novembre 2026")).to_be_visible()
-    expect(page.get_by_role("heading", level=2)).to_have_count(3)
+    expect(page.get_by_text("n° 1 · jeudi 26 novembre 2026")).to_be_visible()
+    expect(page.get_by_role("heading", level=2)).to_have_count(4)  # Au sommaire + 3 sections
     html = page.content()
     assert "/unsubscribe/" not in html and "Se désinscrire" not in page.inner_text("body")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -54,7 +54,7 @@ def test_voir_en_ligne_in_the_email_leads_to_the_issue_page(page, site):
     online = re.search(r'href="([^"]+)"[^>]*>Voir en ligne', html)[1]
     assert online == f"{site.url}/archive/2026-W48/"
     page.goto(online)
-    expect(page.get_by_text("n°1 · jeudi 26 novembre 2026")).to_be_visible()
+    expect(page.get_by_text("n° 1 · jeudi 26 novembre 2026")).to_be_visible()
 
 
 def test_unsubscribing_through_the_page(page, site):

@@ -59,8 +59,8 @@ def test_preview_at_phone_and_desktop_width_has_no_horizontal_scroll(page, site,
     # The text part sits beside it, exactly the email's text part.
     text = page.request.get(f"{site.url}/desk/preview/email.txt?date=2026-12-10").text()
     assert page.locator("#text-part").text_content() == text
-    # Three sections, and the desk page itself does not scroll sideways.
-    assert email.locator("h2").count() == 3
+    # Au sommaire and three sections, and the desk page itself does not scroll sideways.
+    assert email.locator("h2").count() == 4
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
@@ -91,7 +91,9 @@ def test_preview_reloads_itself_when_the_queue_or_a_template_changes(page, site)
         "9",
     )
     expect(page.locator("#text-part")).to_contain_text("Un outil tout neuf pour la semaine")
-    expect(frame_of(page).get_by_text("Un outil tout neuf pour la semaine")).to_be_visible()
+    expect(
+        frame_of(page).get_by_role("link", name="Un outil tout neuf pour la semaine")
+    ).to_be_visible()
     # The width chosen by the editor survives the refresh.
     expect(page.locator("#email-frame")).to_have_attribute("data-width", "375")
     # Then a template edit: no restart, no click.
