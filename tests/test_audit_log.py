@@ -41,6 +41,7 @@ def test_every_cli_change_is_logged_as_the_os_user(home, tmp_path, smtp_server):
     cli(home, "editor", "add", "alice", "--password-stdin", input="un long mot de passe")
     cli(home, "editor", "password", "alice", "--password-stdin", input="un autre mot de passe")
     cli(home, "editor", "remove", "alice")
+    cli(home, "issue", "subject", "2026-W49", "Un objet choisi")
     cli(home, "build", "--date", "2026-11-26")
     cli(home, "build", "--date", "2026-11-26")  # nothing done the second time: nothing logged
     cli(home, "send")
@@ -61,6 +62,7 @@ def test_every_cli_change_is_logged_as_the_os_user(home, tmp_path, smtp_server):
         ("editor.add", "editor:alice"),
         ("editor.password", "editor:alice"),
         ("editor.remove", "editor:alice"),
+        ("issue.subject", "issue:2026-W49"),
         ("issue.build", "issue:2026-W48"),
         ("outbox.send", "outbox"),
     ]

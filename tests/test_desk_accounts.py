@@ -279,6 +279,8 @@ def test_every_desk_change_is_in_the_log_with_its_author(desk):
     item_id = int(added.headers["location"].split("added=")[1].split("#")[0])
     edited = bob.post(f"/items/{item_id}", {**new, "title": "Un outil utile"}, f"/items/{item_id}")
     assert edited.status_code == 303
+    subject = {"date": "2026-12-03", "subject": "Un objet choisi"}
+    assert bob.post("/preview/subject", subject, "/preview").status_code == 303
     for item, action in ((one, "approve"), (two, "reject")):
         reviewed = alice.post(f"/items/{item}/review", {"action": action}, "/queue")
         assert reviewed.status_code == 303
@@ -295,6 +297,7 @@ def test_every_desk_change_is_in_the_log_with_its_author(desk):
         ("alice", "editor.login", "editor:alice"),
         ("bob", "item.add", f"item:{item_id}"),
         ("bob", "item.edit", f"item:{item_id}"),
+        ("bob", "issue.subject", "issue:2026-W49"),
         ("alice", "item.approve", f"item:{one}"),
         ("alice", "item.reject", f"item:{two}"),
         ("alice", "subscriber.forget", "subscriber:1"),
