@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -60,6 +61,20 @@ class Settings:
     # Web desk.
     web_host: str = "127.0.0.1"
     web_port: int = 8017
+    # Addresses or networks of reverse proxies whose X-Forwarded-For is believed (none: a
+    # forwarded request is never local, and its visitor is the proxy).
+    trusted_proxies: tuple[str, ...] = ()
+    # Limits of the web server (`jeudis serve`).
+    web_max_body_bytes: int = 1_000_000
+    web_body_timeout: float = 30.0
+    web_header_timeout: float = 10.0
+    web_idle_timeout: int = 5
+    web_max_connections: int = 1000
+    # Sign-up: one confirmation per address per interval, sign-ups per client per hour,
+    # days an unconfirmed sign-up is kept.
+    signup_confirm_interval_hours: float = 24.0
+    signup_per_client_per_hour: int = 10
+    signup_pending_days: int = 7
     desk_password_hash: str = ""  # before named accounts: opens the `admin` account
     desk_session_idle_minutes: int = 30
     desk_session_hours: int = 12
@@ -120,6 +135,9 @@ def _coerce(name: str, kind: Any, value: Any, origin: str) -> Any:
             return int(value)
         if kind in (float, "float"):
             return float(value)
+        if kind == "tuple[str, ...]":  # a TOML list, or comma-separated in the environment
+            items = value if isinstance(value, list) else str(value).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
         if kind in (Path, "Path"):
             return Path(str(value))
         return str(value)
@@ -163,6 +181,13 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"send_time: {settings.send_time!r} is not HH:MM")
     if not settings.base_url.startswith(("http://", "https://")):
         raise SettingsError(f"base_url: {settings.base_url!r} must start with http:// or https://")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"trusted_proxies: {proxy!r} is not an IP address or network"
+            ) from None
     local, _, domain = settings.bounce_address.rpartition("@")
     if not local or "." not in domain or "+" in local:
         raise SettingsError(

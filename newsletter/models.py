@@ -100,6 +100,8 @@ class Subscriber(SQLModel, table=True):
     unsubscribed_at: datetime | None = aware(default=None)
     bounced_at: datetime | None = aware(default=None)
     last_error: str | None = None
+    # When the last confirmation message was queued: at most one per signup_confirm_interval.
+    confirm_sent_at: datetime | None = aware(default=None)
     # The record of consent (RGPD): how it was given (CONSENT_SOURCES), the wording shown,
     # and when (for the form and the invitation: when the person confirmed).
     consent_source: str | None = None
@@ -166,6 +168,21 @@ class Feed(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: datetime | None = aware(default=None)
     entries_seen: int = 0
+
+
+class RateHit(SQLModel, table=True):
+    """One counted request for a rate limit (a sign-up from one client), kept one window.
+
+    `key` is a keyed hash of the client's address: no IP address is stored.
+    """
+
+    __tablename__ = "rate_hit"
+    __table_args__ = (sa.Index("ix_rate_hit_bucket_key_at", "bucket", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str
+    key: str
+    at: datetime = aware()
 
 
 class Editor(SQLModel, table=True):

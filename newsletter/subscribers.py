@@ -11,12 +11,14 @@ link) re-activates them otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import make_msgid
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, select
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select, update
 
 from newsletter import tokens
 from newsletter.audit import record
@@ -266,7 +268,8 @@ def confirmation_message(
 @dataclass(frozen=True)
 class Invitation:
     subscriber: Subscriber
-    delivery: Delivery | None  # None when nothing was queued (already active, or already waiting)
+    delivery: Delivery | None  # None when nothing was queued: see `held`
+    held: str = ""  # why nothing was queued: "active", "waiting" (in the outbox), "recent"
 
 
 def invite(
@@ -280,7 +283,9 @@ def invite(
     """Double opt-in: a pending subscriber and a confirmation message in the outbox.
 
     An active subscriber gets nothing; a confirmation still waiting in the outbox is not
-    queued twice. Someone unsubscribed or bounced keeps that status until they confirm.
+    queued twice, and an address gets at most one per `signup_confirm_interval_hours` (a
+    sign-up form must not be a way to mail-bomb someone). Someone unsubscribed or bounced
+    keeps that status until they confirm. Unconfirmed sign-ups past their time are purged.
     `how` is "form" for the person's own sign-up, "invitation" for an editor's: an address
     forgotten on request can only come back through the form.
     """
@@ -291,31 +296,17 @@ def invite(
             "sign-up through the form can add it again"
         )
     now = clock()
-    subscriber = find(session, address)
-    if subscriber is None:
-        subscriber = Subscriber(
-            email=address,
-            name=name.strip(),
-            status="pending",
-            created_at=now,
-            status_changed_at=now,
-        )
-        session.add(subscriber)
-        session.flush()
-    elif subscriber.status == "active":
-        return Invitation(subscriber, None)
+    purge_expired(session, settings, now)
+    subscriber = find(session, address) or _new_pending(session, address, name, now)
+    if subscriber.status == "active":
+        session.commit()
+        return Invitation(subscriber, None, "active")
     stamp_consent(subscriber, how, None)  # given when the person confirms
     session.add(subscriber)
-    waiting = session.exec(
-        select(Delivery).where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.purpose == "confirm",
-            Delivery.status == "queued",
-        )
-    ).first()
-    if waiting is not None:
+    held = _held(session, settings, subscriber, now)
+    if held:
         session.commit()
-        return Invitation(subscriber, None)
+        return Invitation(subscriber, None, held)
     data, message_id = confirmation_message(
         settings, subscriber, confirm_url(settings, subscriber), now
     )
@@ -323,6 +314,62 @@ def invite(
         session, settings, "confirm", address, subscriber.id, data, message_id, clock=clock
     )
     return Invitation(subscriber, delivery)
+
+
+def _new_pending(session: Session, address: str, name: str, now: datetime) -> Subscriber:
+    """A new pending subscriber; if a concurrent sign-up created it first, that one."""
+    subscriber = Subscriber(
+        email=address, name=name.strip(), status="pending", created_at=now, status_changed_at=now
+    )
+    session.add(subscriber)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return find(session, address)
+    return subscriber
+
+
+def _held(session: Session, settings: Settings, subscriber: Subscriber, now: datetime) -> str:
+    """Why no confirmation may be queued now ("" if one may: then this call has claimed the
+    address's slot for the interval, atomically, so two concurrent sign-ups queue one)."""
+    waiting = session.exec(
+        select(Delivery.id).where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.purpose == "confirm",
+            Delivery.status == "queued",
+        )
+    ).first()
+    if waiting is not None:
+        return "waiting"
+    cutoff = now - timedelta(hours=settings.signup_confirm_interval_hours)
+    claim = (
+        update(Subscriber)
+        .where(
+            col(Subscriber.id) == subscriber.id,
+            or_(
+                col(Subscriber.confirm_sent_at).is_(None), col(Subscriber.confirm_sent_at) <= cutoff
+            ),
+        )
+        .values(confirm_sent_at=now)
+    )
+    return "" if session.exec(claim).rowcount == 1 else "recent"
+
+
+def purge_expired(session: Session, settings: Settings, now: datetime) -> int:
+    """Delete sign-ups left unconfirmed for `signup_pending_days` (and their confirmations).
+
+    Does not commit. Returns how many sign-ups were deleted.
+    """
+    cutoff = now - timedelta(days=settings.signup_pending_days)
+    stale = select(Subscriber.id).where(
+        Subscriber.status == "pending", Subscriber.created_at < cutoff
+    )
+    ids = list(session.exec(stale))
+    if ids:
+        session.exec(delete(Delivery).where(col(Delivery.subscriber_id).in_(ids)))
+        session.exec(delete(Subscriber).where(col(Subscriber.id).in_(ids)))
+    return len(ids)
 
 
 def _by_token(session: Session, settings: Settings, purpose: str, token: str) -> Subscriber:
@@ -341,10 +388,15 @@ def peek(session: Session, settings: Settings, purpose: str, token: str) -> Subs
 
 
 def confirm(session: Session, settings: Settings, clock: Clock, token: str) -> Subscriber:
-    """Activate the subscriber a confirm token names (idempotent)."""
+    """Activate the subscriber a confirm token names (idempotent); a sign-up left
+    unconfirmed past `signup_pending_days` has expired (BadToken)."""
     subscriber = _by_token(session, settings, "confirm", token)
     if subscriber.status != "active":
         now = clock()
+        if subscriber.status == "pending" and subscriber.created_at < now - timedelta(
+            days=settings.signup_pending_days
+        ):
+            raise tokens.BadToken("token: sign-up expired")
         set_status(subscriber, "active", now)
         subscriber.confirmed_at = now
         if subscriber.consent_source in ("form", "invitation"):

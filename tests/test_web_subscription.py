@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import lxml.html
 import pytest
 from smtp_server import free_port
 from sqlmodel import select
+from web_server import LiveServer, eventually
 
 from newsletter import subscribers, tokens
+from newsletter.config import Settings, load_settings
 from newsletter.db import open_session
 from newsletter.models import Delivery, Subscriber
 from newsletter.web import create_app
@@ -24,15 +28,28 @@ REPO = Path(__file__).parent.parent
 ADDRESS = "camille@example.org"
 
 
+@dataclass
+class Served:
+    client: httpx.Client
+    settings: Settings
+    server: LiveServer
+
+
 @pytest.fixture
-def site(home, clock, live_app):
-    """(httpx client on the live app, settings) with one active subscriber."""
+def served(home, clock):
+    """The site under `jeudis serve`'s uvicorn, with one active subscriber."""
     settings = home.settings
     with open_session(settings) as session:
         subscribers.add(session, clock, ADDRESS, "Camille")
-    base = live_app(create_app(settings, clock))
-    with httpx.Client(base_url=base, timeout=10) as client:
-        yield client, settings
+    server = LiveServer(create_app(settings, clock), settings)
+    with server, httpx.Client(base_url=server.url, timeout=10) as client:
+        yield Served(client, settings, server)
+
+
+@pytest.fixture
+def site(served):
+    """(httpx client on the live app, settings)."""
+    return served.client, served.settings
 
 
 def reader(settings) -> Subscriber:
@@ -156,7 +173,7 @@ def test_sign_up_queues_a_confirmation_whose_link_confirms(site):
     response = client.post("/subscribe", data={"email": " Eve.Martin@Example.ORG ", "name": "Ève"})
     assert response.status_code == 200
     assert page(response).xpath("string(//h1)") == "Vérifiez votre boîte"
-    [delivery] = confirm_deliveries(settings)
+    [delivery] = eventually(lambda: confirm_deliveries(settings))  # done after the answer
     assert (delivery.recipient, delivery.status) == ("eve.martin@example.org", "queued")
     message = (settings.home / delivery.path).read_bytes()
     assert b"Subject: Confirmez votre inscription" in message
@@ -173,13 +190,14 @@ def test_sign_up_queues_a_confirmation_whose_link_confirms(site):
         assert subscribers.find(session, "eve.martin@example.org").status == "active"
 
 
-def test_sign_up_does_not_reveal_who_is_subscribed(site):
-    client, settings = site
+def test_sign_up_does_not_reveal_who_is_subscribed(served):
+    client, settings = served.client, served.settings
     known = client.post("/subscribe", data={"email": ADDRESS})
     new = client.post("/subscribe", data={"email": "new.reader@example.org"})
     again = client.post("/subscribe", data={"email": "new.reader@example.org"})
     assert known.status_code == new.status_code == again.status_code == 200
     assert known.text == new.text == again.text
+    served.server.stop()  # the work done after the answers is finished
     assert [d.recipient for d in confirm_deliveries(settings)] == ["new.reader@example.org"]
     assert reader(settings).status == "active"
 
@@ -234,3 +252,129 @@ def test_serve_command_listens_on_loopback(home):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# ---- sign-up abuse (issue 10) ----------------------------------------------------------
+
+
+def confirmations_to(settings, address: str) -> int:
+    """How many confirmation messages the ledger holds for `address`."""
+    return sum(d.recipient == address for d in confirm_deliveries(settings))
+
+
+def serve_signups(home, clock, **env):
+    settings = load_settings({**home.env, **env})
+    return LiveServer(create_app(settings, clock), settings), settings
+
+
+def test_fifty_sign_ups_for_one_address_give_one_confirmation(home, clock):
+    server, settings = serve_signups(home, clock, JEUDIS_SIGNUP_PER_CLIENT_PER_HOUR="0")
+    victim = "victime@example.org"
+    with server, httpx.Client(base_url=server.url, timeout=10) as client:
+        answers = {client.post("/subscribe", data={"email": victim}).text for _ in range(50)}
+    assert len(answers) == 1
+    assert confirmations_to(settings, victim) == 1
+    # A send cycle later (the message left the outbox), a new sign-up still sends nothing.
+    with open_session(settings) as session:
+        for delivery in session.exec(select(Delivery).where(Delivery.recipient == victim)):
+            delivery.status = "sent"
+            session.add(delivery)
+        session.commit()
+    clock.now += timedelta(hours=23)
+    with open_session(settings) as session:
+        assert subscribers.invite(session, settings, clock, victim).held == "recent"
+    assert confirmations_to(settings, victim) == 1
+    clock.now += timedelta(hours=2)  # the next day: one more, for a person who lost the first
+    with open_session(settings) as session:
+        assert subscribers.invite(session, settings, clock, victim).delivery is not None
+    assert confirmations_to(settings, victim) == 2
+
+
+def test_one_client_gets_a_limited_number_of_sign_ups(home, clock, caplog):
+    server, settings = serve_signups(home, clock)  # default: 10 per client per hour
+    with server, httpx.Client(base_url=server.url, timeout=10) as client:
+        codes = []
+        for n in range(15):
+            # Forwarding headers from an untrusted peer change nothing: still one client.
+            headers = {"X-Forwarded-For": f"198.51.100.{n}"}
+            response = client.post(
+                "/subscribe", data={"email": f"lecteur{n}@example.org"}, headers=headers
+            )
+            codes.append(response.status_code)
+        assert codes == [200] * 10 + [429] * 5
+        assert page(response).xpath("string(//h1)") == "Trop de demandes"
+        clock.now += timedelta(minutes=61)
+        assert client.post("/subscribe", data={"email": "tard@example.org"}).status_code == 200
+    assert len(confirm_deliveries(settings)) == 11
+    refused = [r.getMessage() for r in caplog.records if r.name == "jeudis.web"]
+    assert len(refused) == 5 and all(line.startswith("refused 429 POST") for line in refused)
+
+
+def test_clients_behind_a_trusted_proxy_are_counted_apart(home, clock):
+    server, settings = serve_signups(
+        home, clock, JEUDIS_TRUSTED_PROXIES="127.0.0.1", JEUDIS_SIGNUP_PER_CLIENT_PER_HOUR="1"
+    )
+    with server, httpx.Client(base_url=server.url, timeout=10) as client:
+        for n, expected in [(1, 200), (2, 200), (1, 429)]:
+            response = client.post(
+                "/subscribe",
+                data={"email": f"n{n}@example.org"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            )
+            assert response.status_code == expected
+    with open_session(settings) as session:
+        from newsletter.models import RateHit
+
+        keys = [hit.key for hit in session.exec(select(RateHit))]
+    assert len(keys) == 2 and not any("198.51" in key for key in keys)  # no address stored
+
+
+class GatedClock:
+    """A clock that makes its callers wait until the test opens the gate (10 s at most)."""
+
+    def __init__(self, now):
+        self.now, self.gate = now, threading.Event()
+
+    def __call__(self):
+        assert self.gate.wait(10), "the gate was never opened"
+        return self.now
+
+
+def test_the_answer_is_sent_before_any_work_on_the_address(home, clock):
+    """New, waiting and active addresses: one answer, given while the work that tells them
+    apart has not even started (it waits on the clock, which only the test can release)."""
+    settings = load_settings({**home.env, "JEUDIS_SIGNUP_PER_CLIENT_PER_HOUR": "0"})
+    with open_session(settings) as session:
+        subscribers.add(session, clock, ADDRESS)
+        subscribers.invite(session, settings, clock, "attente@example.org")
+    gated = GatedClock(clock.now)
+    server = LiveServer(create_app(settings, gated), settings)
+    with server, httpx.Client(base_url=server.url, timeout=10) as client:
+        addresses = ["nouveau@example.org", "attente@example.org", ADDRESS]
+        answers = [client.post("/subscribe", data={"email": a}) for a in addresses]
+        assert {(r.status_code, r.text) for r in answers} == {(200, answers[0].text)}
+        with open_session(settings) as session:
+            assert subscribers.find(session, "nouveau@example.org") is None  # not yet
+        gated.gate.set()
+        server.stop()
+    assert [d.recipient for d in confirm_deliveries(settings)] == [
+        "attente@example.org",
+        "nouveau@example.org",
+    ]
+
+
+def test_unconfirmed_sign_ups_expire_and_are_purged(home, clock):
+    settings = home.settings
+    with open_session(settings) as session:
+        old = subscribers.invite(session, settings, clock, "ancien@example.org").subscriber
+    link = subscribers.confirm_url(settings, old).replace(settings.base_url, "")
+    clock.now += timedelta(days=7, minutes=1)
+    server = LiveServer(create_app(settings, clock), settings)
+    with server, httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.post(link).status_code == 400  # expired, even before the purge
+        assert client.post("/subscribe", data={"email": "nouveau@example.org"}).status_code == 200
+        server.stop()
+    with open_session(settings) as session:
+        assert subscribers.find(session, "ancien@example.org") is None
+        assert subscribers.find(session, "nouveau@example.org").status == "pending"
+    assert [d.recipient for d in confirm_deliveries(settings)] == ["nouveau@example.org"]

@@ -135,8 +135,11 @@ def invite_command(app: App, email: str, name: str) -> None:
     address = invitation.subscriber.email
     if invitation.delivery is not None:
         click.echo(f"confirmation queued: {address} ({invitation.delivery.path})")
-    elif invitation.subscriber.status == "active":
+    elif invitation.held == "active":
         click.echo(f"already active: {address}")
+    elif invitation.held == "recent":
+        hours = f"{app.settings.signup_confirm_interval_hours:g}"
+        click.echo(f"confirmation already sent in the last {hours} h: {address}")
     else:
         click.echo(f"confirmation already waiting in the outbox: {address}")
 

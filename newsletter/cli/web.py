@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,11 +27,13 @@ def serve(app: App, host: str | None, port: int | None, content_dir: Path | None
     """Serve the subscription pages, the desk and the archive (uvicorn).
 
     Listens on 127.0.0.1 unless told otherwise: put a TLS reverse proxy in front of it for
-    the public base_url.
+    the public base_url (and list it in trusted_proxies). Answers only base_url's host and
+    loopback names; body, header and connection limits come from the web_* settings.
     """
     import uvicorn
 
     from newsletter.web import create_app
+    from newsletter.web.server import server_config
 
     settings = replace(
         app.settings,
@@ -38,14 +41,11 @@ def serve(app: App, host: str | None, port: int | None, content_dir: Path | None
         content_dir=str(content_dir) if content_dir else app.settings.content_dir,
     )
     check_desk_settings(settings)  # beyond loopback the desk needs a password: say so now
-    uvicorn.run(
-        create_app(settings, app.clock),
-        host=settings.web_host,
-        port=port or settings.web_port,
-        proxy_headers=True,
-        log_level="info",
-        timeout_graceful_shutdown=3,
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    config = server_config(
+        create_app(settings, app.clock), settings, settings.web_host, port or settings.web_port
     )
+    uvicorn.Server(config).run()
 
 
 COMMANDS = [serve]

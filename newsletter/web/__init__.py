@@ -4,6 +4,7 @@
 ROUTE_GROUPS that exposes `routes(settings, clock) -> list[BaseRoute]` (a group with its own
 Starlette app returns `[Mount("/desk", app=...)]`). The published archive
 ($JEUDIS_HOME/site/) is served last, at /, so any route of a group wins over a file.
+Around them: the Host check (guard.py) and the body limits (limits.py).
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import importlib
 from collections.abc import Sequence
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.config import Settings
+from newsletter.web.guard import HostGuard
+from newsletter.web.limits import BodyLimit
 from newsletter.weeks import Clock, system_clock
 
 ROUTE_GROUPS: tuple[str, ...] = (
@@ -70,6 +74,11 @@ def create_app(
     routes.append(Mount("/_assets", app=StaticFiles(directory=assets), name="web-assets"))
     settings.archive_dir.mkdir(parents=True, exist_ok=True)
     routes.append(Mount("/", app=StaticFiles(directory=settings.archive_dir, html=True)))
-    app = Starlette(routes=routes)
-    app.add_middleware(SafeHeaders)
-    return app
+    # Outermost first: every answer gets the safe headers, a foreign Host is refused before
+    # anything else, then bodies are held to their limits.
+    middleware = [
+        Middleware(SafeHeaders),
+        Middleware(HostGuard, settings=settings),
+        Middleware(BodyLimit, settings=settings),
+    ]
+    return Starlette(routes=routes, middleware=middleware)

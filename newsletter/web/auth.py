@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -28,6 +27,7 @@ from newsletter.accounts import PASSWORD_MIN, Identity, hash_password, parse_has
 from newsletter.config import Settings
 from newsletter.db import open_session
 from newsletter.errors import InputError, SettingsError
+from newsletter.web.guard import Gate, is_loopback
 from newsletter.weeks import Clock
 
 __all__ = ["PASSWORD_MIN", "InputError", "hash_password", "parse_hash", "verify_password"]
@@ -38,27 +38,16 @@ PUBLIC_PATHS = ("/login",)  # inside the desk: everything else needs a login whe
 LOCAL = Identity("local", "admin")  # the desk on loopback, before any account exists
 
 
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and `localhost` only: anything else can be reached by others."""
-    host = host.strip().strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def login_required(settings: Settings, scope: Scope | None = None) -> bool:
-    """A login is needed when the desk listens beyond loopback, or when this request came
-    from elsewhere (a reverse proxy's visitor, a server bound wider than its settings say)."""
+    """A login is needed when the desk listens beyond loopback; and for a request, unless
+    it is local (guard.py) on an instance whose base_url is loopback too: a published
+    instance's proxy may relay visitors with no forwarding header at all (nginx's default)."""
     if not is_loopback(settings.web_host):
         return True
-    if scope is not None:
-        client = scope.get("client") or ("", 0)
-        server = scope.get("server") or ("", 0)
-        return not (is_loopback(client[0]) and is_loopback(server[0]))
-    return False
+    if scope is None:
+        return False
+    gate = Gate(settings)
+    return not (gate.published is False and gate.is_local(scope))
 
 
 def check_desk_settings(settings: Settings) -> None:
@@ -118,10 +107,8 @@ def require_admin(request: Request) -> None:
 
 
 async def checked_form(request: Request) -> FormData:
-    """The posted form, once its CSRF token and origin are checked (403 otherwise)."""
-    origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
-        raise HTTPException(403, "Requête refusée : elle ne vient pas du bureau éditorial.")
+    """The posted form, once its CSRF token is checked (403 otherwise; guard.OriginGuard
+    has already refused a foreign origin)."""
     form = await request.form()
     sent = form.get(CSRF_FIELD)
     expected = request.session.get("csrf")

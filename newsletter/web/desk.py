@@ -41,7 +41,7 @@ from newsletter.db import open_session
 from newsletter.models import ITEM_STATUSES, KINDS, ContentItem, Issue
 from newsletter.queue import list_items
 from newsletter.render import french_date
-from newsletter.web import auth
+from newsletter.web import auth, guard
 from newsletter.web.live import LiveReload
 from newsletter.weeks import Clock
 
@@ -245,7 +245,8 @@ async def login(request: Request) -> Response:
         target = _safe_next(str(form.get("next") or ""))
         name = str(form.get("name") or "admin")[:80]
         password = str(form.get("password") or "")[:1024]
-        client = (request.client.host if request.client else "") or "unknown"
+        # The visitor's address, not the proxy's (guard.py: trusted_proxies).
+        client = guard.Gate(desk.settings).client_address(request.scope) or "unknown"
 
         def attempt() -> str:
             with open_session(desk.settings) as session:
@@ -404,6 +405,7 @@ def desk_app(
         Route("/logout", logout, methods=["POST"], name="logout"),
     ]
     middleware = [
+        Middleware(guard.OriginGuard, settings=settings),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,

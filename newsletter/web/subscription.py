@@ -4,23 +4,31 @@ GET never changes anything: mail scanners and link previews open links on their 
 each GET shows a page with a button and only the POST acts. The signed token in the URL is
 the credential, so the token POSTs need no session or CSRF token; that is what lets a
 mailbox provider send `List-Unsubscribe=One-Click` with no cookie. A forged, foreign or
-malformed token gets a 400 page and changes nothing.
+malformed token (of any shape or length) gets a 400 page and changes nothing.
+
+Sign-up: a honeypot field, a per-client rate limit (counted in the database, so several
+web processes count together), and one answer for every address, sent before the work
+(`subscribers.invite`, which also holds each address to one confirmation per day).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import Session
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter import subscribers
+from newsletter import ratelimit, subscribers
 from newsletter.config import Settings
 from newsletter.db import engine_for
 from newsletter.subscribers import InvalidAddress
 from newsletter.tokens import BadToken
 from newsletter.web import web_templates
+from newsletter.web.guard import Gate, refuse
 from newsletter.weeks import Clock
 
 CSP = (
@@ -37,11 +45,23 @@ class Subscription:
         self.settings, self.clock = settings, clock
         self.templates = web_templates(settings)
         self.engine = engine_for(settings)
+        self.gate = Gate(settings)
 
-    def page(self, request: Request, template: str, status_code: int = 200, **context) -> Response:
+    def page(
+        self,
+        request: Request,
+        template: str,
+        status_code: int = 200,
+        background: BackgroundTask | None = None,
+        **context,
+    ) -> Response:
         context.setdefault("contact", self.settings.reply_to or self.settings.unsubscribe_mailto)
         response = self.templates.TemplateResponse(
-            request, f"subscription/{template}", context, status_code=status_code
+            request,
+            f"subscription/{template}",
+            context,
+            status_code=status_code,
+            background=background,
         )
         response.headers["Content-Security-Policy"] = CSP
         response.headers["Cache-Control"] = "no-store"
@@ -89,19 +109,33 @@ class Subscription:
         return self.page(request, "subscribe.html", email="", name="", error=None)
 
     async def subscribe(self, request: Request) -> Response:
-        form = await request.form()
+        """The same answer, with the same work before it, whatever the address's state:
+        whether it is new, waiting or active is decided after the answer is sent."""
+        form = await request.form(max_files=0, max_fields=10)
         email = str(form.get("email", ""))[:MAX_FIELD].strip()
         name = " ".join(str(form.get("name", ""))[:MAX_FIELD].split())
         if form.get("website"):  # the hidden field only robots fill in
             return self.page(request, "check_inbox.html")
         try:
-            await run_in_threadpool(self._invite, email, name)
+            subscribers.normalise_email(email)  # its form only: says nothing of its state
         except InvalidAddress:
             return self.page(
                 request, "subscribe.html", status_code=400, email=email, name=name, error=True
             )
-        # The same answer whether the address was new, pending or already active.
-        return self.page(request, "check_inbox.html")
+        if not await run_in_threadpool(self._within_rate, request.scope):
+            limit = self.settings.signup_per_client_per_hour
+            return refuse(request.scope, 429, f"over {limit} sign-ups in an hour", self.settings)
+        return self.page(
+            request, "check_inbox.html", background=BackgroundTask(self._invite, email, name)
+        )
+
+    def _within_rate(self, scope) -> bool:
+        limit = self.settings.signup_per_client_per_hour
+        if limit <= 0:
+            return True
+        key = ratelimit.client_key(self.settings.secret_key(), self.gate.client_address(scope))
+        with self.session() as session:
+            return ratelimit.allow(session, "signup", key, self.clock(), limit, timedelta(hours=1))
 
     def _invite(self, email: str, name: str) -> None:
         with self.session() as session:
@@ -136,4 +170,7 @@ def routes(settings: Settings, clock: Clock) -> list[BaseRoute]:
             pages.token_action(subscribers.unsubscribe, "unsubscribed.html"),
             methods=["POST"],
         ),
+        # A link cut right after the slash is a bad link too, not a missing page.
+        Route("/confirm/", pages.bad_link, methods=["GET", "POST"]),
+        Route("/unsubscribe/", pages.bad_link, methods=["GET", "POST"]),
     ]
