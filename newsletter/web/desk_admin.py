@@ -16,7 +16,7 @@ from newsletter import accounts, privacy
 from newsletter.audit import entries, record
 from newsletter.db import open_session
 from newsletter.subscribers import InvalidAddress, normalise_email
-from newsletter.web import auth
+from newsletter.web import auth, guard
 from newsletter.web.desk import desk_of, flash
 
 JOURNAL_ROWS = 200
@@ -160,7 +160,7 @@ async def _change_password(request: Request, form) -> tuple[dict[str, str], int]
     if new != again:
         return {"again": "Les deux saisies du nouveau mot de passe diffèrent."}, 422
     name, token = auth.actor(request), request.session.get("sid")
-    client = (request.client.host if request.client else "") or "unknown"
+    client = guard.Gate(desk.settings).client_address(request.scope) or "unknown"
 
     def change() -> None:
         with open_session(desk.settings) as session:
