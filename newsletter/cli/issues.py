@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from newsletter.audit import cli_actor
 from newsletter.cli import App, pass_app
-from newsletter.cli.editors import note
 from newsletter.db import open_session
 from newsletter.errors import InputError
 from newsletter.subjects import chosen_subject, set_subject
@@ -35,8 +35,7 @@ def subject(app: App, week: str, text: str | None, clear: bool) -> None:
             chosen = chosen_subject(session, week)
             click.echo(chosen if chosen else f"{week}: no subject set, the news headline is used")
             return
-        shown = set_subject(session, week, "" if clear else text, app.clock)
-        note(app, session, "issue.subject", f"issue:{week}", shown or "(cleared)")
+        shown = set_subject(session, week, "" if clear else text, app.clock, cli_actor())
     if shown is None:
         click.echo(f"{week}: subject cleared, the news headline is used")
     else:

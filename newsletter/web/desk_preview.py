@@ -276,10 +276,7 @@ def _save_subject(desk: Desk, thursday: date, text: str, who: str) -> tuple[str,
     """(kind, French message) for the flash after the subject form."""
     try:
         with open_session(desk.settings) as session:
-            week = week_key(thursday)
-            shown = set_subject(session, week, text, desk.clock)
-            detail = shown or "(cleared)"
-            record(session, who, "issue.subject", f"issue:{week}", detail, clock=desk.clock)
+            shown = set_subject(session, week_key(thursday), text, desk.clock, who)
     except JeudisError as exc:
         return "error", f"Objet non modifié : {exc}"
     if shown is None:
