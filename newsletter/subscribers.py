@@ -23,11 +23,11 @@ from sqlmodel import Session, col, delete, select, update
 from newsletter import tokens
 from newsletter.audit import record
 from newsletter.config import Settings
+from newsletter.delivery.ledger import queue_single
+from newsletter.delivery.message import compose_simple, sender_domain
+from newsletter.delivery.message import unsubscribe_url as message_unsubscribe_url
 from newsletter.errors import ConflictError, InputError, NotFoundError
-from newsletter.message import compose_simple, sender_domain
-from newsletter.message import unsubscribe_url as message_unsubscribe_url
 from newsletter.models import SUBSCRIBER_STATUSES, Delivery, Subscriber
-from newsletter.outbox import write_single
 from newsletter.privacy import lift_suppression, stamp_consent, suppressed
 from newsletter.readers_csv import BadRow, read_rows
 from newsletter.typography import typeset
@@ -312,7 +312,7 @@ def invite(
     data, message_id = confirmation_message(
         settings, subscriber, confirm_url(settings, subscriber), now
     )
-    delivery = write_single(
+    delivery = queue_single(
         session, settings, "confirm", address, subscriber.id, data, message_id, clock=clock
     )
     return Invitation(subscriber, delivery)
