@@ -10,9 +10,6 @@ link) re-activates them otherwise.
 
 from __future__ import annotations
 
-import csv
-import io
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import make_msgid
@@ -33,23 +30,9 @@ from newsletter.delivery.message import unsubscribe_url as message_unsubscribe_u
 from newsletter.errors import ConflictError, InputError, NotFoundError
 from newsletter.models import SUBSCRIBER_STATUSES, Delivery, Subscriber
 from newsletter.privacy import lift_suppression, stamp_consent, suppressed
+from newsletter.readers_csv import BadRow, read_rows
 from newsletter.typography import typeset
 from newsletter.weeks import Clock
-
-EMAIL_HEADERS = {
-    "email",
-    "e-mail",
-    "courriel",
-    "adresse",
-    "mail",
-    "adresse email",
-    "adresse e-mail",
-    "adresse mail",
-    "adresse courriel",
-    "email address",
-}
-NAME_HEADERS = {"name", "nom", "prenom nom", "nom complet", "full name"}
-FIRST_NAME_HEADERS = {"prenom", "first name"}
 
 
 class InvalidAddress(InputError):
@@ -187,18 +170,6 @@ def list_subscribers(session: Session, status: str | None = None) -> list[Subscr
 # ---------------------------------------------------------------- CSV import
 
 
-@dataclass(frozen=True)
-class BadRow:
-    line: int
-    address: str
-    reason: str
-
-    def describe(self, path: Path | str) -> str:
-        if not self.address:
-            return f"{path}:{self.line}: email: missing"
-        return f"{path}:{self.line}: email: {self.address!r} is not a valid address ({self.reason})"
-
-
 @dataclass
 class ImportReport:
     added: int = 0
@@ -215,58 +186,6 @@ class ImportReport:
         setattr(self, attr, getattr(self, attr) + 1)
 
 
-def _fold(header: str) -> str:
-    """A header compared without case, accents, underscores or extra spaces."""
-    text = unicodedata.normalize("NFKD", header).encode("ascii", "ignore").decode()
-    return " ".join(text.lower().replace("_", " ").split())
-
-
-def _read_rows(path: Path) -> tuple[list[tuple[int, str, str]], str]:
-    """(line, address, name) rows of a CSV file; InputError for a file that cannot be read."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
-            "save the file as UTF-8 CSV"
-        ) from None
-    if not text.strip():
-        raise InputError(f"{path}: empty file (expected a header row with an email column)")
-    header_line = text.lstrip("\r\n").splitlines()[0]
-    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [_fold(cell) for cell in next(reader)]
-        while not any(header):
-            header = [_fold(cell) for cell in next(reader)]
-    except StopIteration:
-        raise InputError(f"{path}: empty file (expected a header row)") from None
-    email_col = next((i for i, h in enumerate(header) if h in EMAIL_HEADERS), None)
-    if email_col is None:
-        raise InputError(
-            f"{path}:{reader.line_num}: no address column (expected one named "
-            "email, e-mail, courriel, adresse or mail)"
-        )
-    name_col = next((i for i, h in enumerate(header) if h in NAME_HEADERS), None)
-    first_col = next((i for i, h in enumerate(header) if h in FIRST_NAME_HEADERS), None)
-    rows = []
-    try:
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-
-            def cell(i: int | None, cells=cells) -> str:
-                return cells[i].strip() if i is not None and i < len(cells) else ""
-
-            name = " ".join(part for part in (cell(first_col), cell(name_col)) if part)
-            rows.append((reader.line_num, cell(email_col), name))
-    except csv.Error as exc:
-        raise InputError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
-    return rows, delimiter
-
-
 def import_csv(
     session: Session, clock: Clock, path: Path, *, reactivate: bool = False
 ) -> ImportReport:
@@ -275,7 +194,7 @@ def import_csv(
     The whole file is read and checked before anything is written, and written in one
     transaction: a file that cannot be read leaves the database as it was.
     """
-    rows, _ = _read_rows(Path(path))
+    rows, _ = read_rows(Path(path))
     report = ImportReport()
     merged: dict[str, str] = {}
     for line, address, name in rows:
