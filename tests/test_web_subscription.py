@@ -18,7 +18,7 @@ from smtp_server import free_port
 from sqlmodel import select
 from web_server import LiveServer, eventually
 
-from newsletter import subscribers, tokens
+from newsletter import signup, subscribers, tokens
 from newsletter.config import Settings, load_settings
 from newsletter.db import open_session
 from newsletter.models import Delivery, Subscriber
@@ -144,8 +144,8 @@ def test_forged_tokens_are_refused_and_change_nothing(site, forge):
 def test_confirm_flow(site, clock):
     client, settings = site
     with open_session(settings) as session:
-        invited = subscribers.invite(session, settings, clock, "dominique@example.org").subscriber
-    link = subscribers.confirm_url(settings, invited).replace(settings.base_url, "")
+        invited = signup.invite(session, settings, clock, "dominique@example.org").subscriber
+    link = signup.confirm_url(settings, invited).replace(settings.base_url, "")
     doc = page(client.get(link))
     assert buttons(doc) == [("post", "Confirmer mon inscription")]
     with open_session(settings) as session:
@@ -282,11 +282,11 @@ def test_fifty_sign_ups_for_one_address_give_one_confirmation(home, clock):
         session.commit()
     clock.now += timedelta(hours=23)
     with open_session(settings) as session:
-        assert subscribers.invite(session, settings, clock, victim).held == "recent"
+        assert signup.invite(session, settings, clock, victim).held == "recent"
     assert confirmations_to(settings, victim) == 1
     clock.now += timedelta(hours=2)  # the next day: one more, for a person who lost the first
     with open_session(settings) as session:
-        assert subscribers.invite(session, settings, clock, victim).delivery is not None
+        assert signup.invite(session, settings, clock, victim).delivery is not None
     assert confirmations_to(settings, victim) == 2
 
 
@@ -346,7 +346,7 @@ def test_the_answer_is_sent_before_any_work_on_the_address(home, clock):
     settings = load_settings({**home.env, "JEUDIS_SIGNUP_PER_CLIENT_PER_HOUR": "0"})
     with open_session(settings) as session:
         subscribers.add(session, clock, ADDRESS)
-        subscribers.invite(session, settings, clock, "attente@example.org")
+        signup.invite(session, settings, clock, "attente@example.org")
     gated = GatedClock(clock.now)
     server = LiveServer(create_app(settings, gated), settings)
     with server, httpx.Client(base_url=server.url, timeout=10) as client:
@@ -366,8 +366,8 @@ def test_the_answer_is_sent_before_any_work_on_the_address(home, clock):
 def test_unconfirmed_sign_ups_expire_and_are_purged(home, clock):
     settings = home.settings
     with open_session(settings) as session:
-        old = subscribers.invite(session, settings, clock, "ancien@example.org").subscriber
-    link = subscribers.confirm_url(settings, old).replace(settings.base_url, "")
+        old = signup.invite(session, settings, clock, "ancien@example.org").subscriber
+    link = signup.confirm_url(settings, old).replace(settings.base_url, "")
     clock.now += timedelta(days=7, minutes=1)
     server = LiveServer(create_app(settings, clock), settings)
     with server, httpx.Client(base_url=server.url, timeout=10) as client:

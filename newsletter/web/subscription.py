@@ -8,7 +8,7 @@ malformed token (of any shape or length) gets a 400 page and changes nothing.
 
 Sign-up: a honeypot field, a per-client rate limit (counted in the database, so several
 web processes count together), and one answer for every address, sent before the work
-(`subscribers.invite`, which also holds each address to one confirmation per day).
+(`signup.invite`, which also holds each address to one confirmation per day).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter import ratelimit, subscribers
+from newsletter import ratelimit, signup, subscribers
 from newsletter.config import Settings
 from newsletter.db import engine_for
 from newsletter.subscribers import InvalidAddress
@@ -139,7 +139,7 @@ class Subscription:
 
     def _invite(self, email: str, name: str) -> None:
         with self.session() as session:
-            subscribers.invite(session, self.settings, self.clock, email, name, how="form")
+            signup.invite(session, self.settings, self.clock, email, name, how="form")
 
 
 def routes(settings: Settings, clock: Clock) -> list[BaseRoute]:
