@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -378,3 +379,30 @@ def test_unconfirmed_sign_ups_expire_and_are_purged(home, clock):
         assert subscribers.find(session, "ancien@example.org") is None
         assert subscribers.find(session, "nouveau@example.org").status == "pending"
     assert [d.recipient for d in confirm_deliveries(settings)] == ["nouveau@example.org"]
+
+
+def test_the_client_limit_holds_for_concurrent_sign_ups(home, clock):
+    server, settings = serve_signups(home, clock)  # 10 per client per hour
+    with server:
+
+        def sign_up(n: int) -> int:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                return client.post("/subscribe", data={"email": f"l{n}@example.org"}).status_code
+
+        with ThreadPoolExecutor(max_workers=15) as pool:
+            codes = sorted(pool.map(sign_up, range(30)))
+        server.stop()
+    assert codes == [200] * 10 + [429] * 20
+    assert len(confirm_deliveries(settings)) == 10
+
+
+def test_a_form_the_sign_up_cannot_read_gets_the_form_again(site):
+    client, settings = site
+    response = client.post(
+        "/subscribe",
+        data={"email": "eve@example.org"},
+        files={"website": ("x.txt", b"x" * 100)},
+    )
+    assert response.status_code == 400
+    assert page(response).xpath("//input[@name='email']")
+    assert confirm_deliveries(settings) == []

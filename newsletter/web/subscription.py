@@ -18,6 +18,7 @@ from datetime import timedelta
 from sqlmodel import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -111,7 +112,12 @@ class Subscription:
     async def subscribe(self, request: Request) -> Response:
         """The same answer, with the same work before it, whatever the address's state:
         whether it is new, waiting or active is decided after the answer is sent."""
-        form = await request.form(max_files=0, max_fields=10)
+        try:
+            form = await request.form(max_files=0, max_fields=10)
+        except HTTPException:  # files, too many fields: not this page's form
+            return self.page(
+                request, "subscribe.html", status_code=400, email="", name="", error=True
+            )
         email = str(form.get("email", ""))[:MAX_FIELD].strip()
         name = " ".join(str(form.get("name", ""))[:MAX_FIELD].split())
         if form.get("website"):  # the hidden field only robots fill in
