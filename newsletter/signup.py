@@ -25,6 +25,7 @@ from newsletter.models import Delivery, Subscriber
 from newsletter.outbox import write_single
 from newsletter.privacy import stamp_consent, suppressed
 from newsletter.subscribers import find, normalise_email
+from newsletter.typography import typeset
 from newsletter.weeks import Clock
 
 
@@ -56,8 +57,9 @@ def confirmation_message(
         settings=settings,
         to_email=subscriber.email,
         to_name=subscriber.name,
-        subject="Confirmez votre inscription aux Jeudis de l'ODD 17",
-        text=text,
+        # French spacing keeps « : » and « » » on their lines; the link is left as is.
+        subject=typeset("Confirmez votre inscription aux Jeudis de l'ODD 17"),
+        text=typeset(text),
         html_body=None,
         date=now,
         message_id=message_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from newsletter.audit import record
 from newsletter.errors import ConflictError, InputError
 from newsletter.markup import plain
 from newsletter.models import Issue, IssueSubject
@@ -22,11 +23,13 @@ def chosen_subject(session: Session, week: str) -> str | None:
     return row.subject if row is not None else None
 
 
-def set_subject(session: Session, week: str, text: str | None, clock: Clock) -> str | None:
+def set_subject(
+    session: Session, week: str, text: str | None, clock: Clock, actor: str
+) -> str | None:
     """Store (or, with empty text, remove) the subject of a week not built yet.
 
     Returns the subject as readers will see it (French typography applied). Setting the
-    same subject twice changes nothing."""
+    same subject twice changes nothing (and logs nothing); a change is logged for `actor`."""
     week = parse_week_key(week)
     built = session.exec(select(Issue).where(Issue.week_key == week)).first()
     if built is not None:
@@ -43,9 +46,9 @@ def set_subject(session: Session, week: str, text: str | None, clock: Clock) -> 
     if not shown:
         if row is not None:
             session.delete(row)
-            session.commit()
+            record(session, actor, "issue.subject", f"issue:{week}", "(cleared)", clock=clock)
         return None
     if row is None or row.subject != shown:
         session.merge(IssueSubject(week_key=week, subject=shown, updated_at=clock()))
-        session.commit()
+        record(session, actor, "issue.subject", f"issue:{week}", shown, clock=clock)
     return shown

@@ -21,6 +21,7 @@ from smtp_server import free_port
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 BOUNCE_DOMAIN = "bounce.test.example"
+UNSUBSCRIBE = "desinscription@test.example"  # the List-Unsubscribe mailto address
 
 
 def unavailable() -> str | None:
@@ -57,11 +58,14 @@ maillog_file_prefixes = {root}
 # instead of waiting days in the queue.
 maximal_queue_lifetime = 0
 bounce_queue_lifetime = 0
+# The README's lines: the bounce domain and the mailto address land in one Maildir.
 virtual_mailbox_domains = {bounce_domain}
 virtual_mailbox_base = {root}/mail
 virtual_mailbox_maps = static:returns/
 virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
+virtual_alias_maps = inline:{{ {unsubscribe}=unsubscribe@{bounce_domain} }}
+recipient_delimiter = +
 """
 
 
@@ -91,6 +95,7 @@ class Postfix:
                 root=self.root,
                 sink_port=self.sink_port,
                 bounce_domain=BOUNCE_DOMAIN,
+                unsubscribe=UNSUBSCRIBE,
                 uid=user.pw_uid,
                 gid=user.pw_gid,
             )

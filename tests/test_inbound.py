@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email import policy as email_policy
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +19,7 @@ from newsletter.db import open_session
 from newsletter.models import Delivery, InboundMessage, Subscriber
 from newsletter.returns import apply as apply_module
 from newsletter.returns import take_in
+from newsletter.typography import faults
 from scheduler import make_scheduler
 
 # fixture -> (kind, {reader: new status}); every other reader must stay as it was.
@@ -102,9 +105,14 @@ def test_a_mailto_unsubscribe_queues_one_french_confirmation(home, ids):
     with open_session(home.settings) as session:
         (goodbye,) = session.exec(select(Delivery).where(Delivery.purpose == "goodbye")).all()
     assert goodbye.recipient == "bob@example.org" and goodbye.status == "queued"
-    text = (home.path / goodbye.path).read_bytes().decode()
-    assert "désinscription" in text.lower() or "d=C3=A9sinscription" in text
-    assert "Auto-Submitted: auto-replied" in text
+    message = message_from_bytes(
+        (home.path / goodbye.path).read_bytes(), policy=email_policy.default
+    )
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert "désinscription" in message["Subject"]
+    body = message.get_content()
+    assert "vous ne recevrez plus" in body and "«\u00a0Les Jeudis" in body
+    assert faults(message["Subject"]) == [] and faults(body) == []
 
 
 def test_a_complaint_is_recorded_and_gets_no_mail(home, ids):

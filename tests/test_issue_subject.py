@@ -9,6 +9,7 @@ from jeudis_cli import REPO, run
 from sqlmodel import select
 from test_web_desk import desk_server  # noqa: F401  (the fixture)
 
+from newsletter.audit import entries
 from newsletter.config import load_settings
 from newsletter.db import open_session
 from newsletter.models import IssueSubject
@@ -32,6 +33,9 @@ def test_subject_set_before_the_build_goes_out_with_the_issue(tmp_path):
         assert result.stdout == f"2026-W48: {SHOWN}\n"
     with open_session(settings) as session:
         assert len(session.exec(select(IssueSubject)).all()) == 1
+        logged = [e for e in entries(session) if e.action == "issue.subject"]
+    assert [(e.target, e.detail) for e in logged] == [("issue:2026-W48", SHOWN)]  # once
+    assert logged[0].actor.startswith("cli:")
     assert run(tmp_path, "issue", "subject", "2026-W48").stdout == f"{SHOWN}\n"
     preview = run(tmp_path, "preview", "--date", "2026-11-26")
     assert preview.stdout.splitlines()[0].endswith(f": {SHOWN}")

@@ -10,6 +10,7 @@ from jeudis_cli import MONDAY
 from returns_helpers import add_readers, inbound, issues_sent, render
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from typography_checks import html_faults
 
 from newsletter.web.desk import desk_app
 
@@ -49,6 +50,8 @@ def test_the_issue_page_shows_the_figures_and_warns_in_french(home, clock, live_
     alerts = [p.text_content() for p in doc.xpath('//*[@role="alert"]')]
     assert len(alerts) == 2
     assert "Taux de plaintes de 20,00\u202f%, au-dessus de 0,1\u202f%" in alerts[0]
+    content = lxml.html.tostring(doc.get_element_by_id("contenu"), encoding="unicode")
+    assert html_faults(content) == []  # French typography, as a reader sees it
     quiet = lxml.html.fromstring(http.get("/issues/2026-W47").text)
     assert not quiet.xpath('//*[@role="alert"]')
     assert http.get("/issues/2026-W12").status_code == 404

@@ -19,6 +19,7 @@ from newsletter.db import open_session
 from newsletter.errors import ConflictError, NotFoundError
 from newsletter.models import Delivery, Subscriber
 from newsletter.subscribers import InvalidAddress, import_csv
+from newsletter.typography import faults
 
 CSV = Path(__file__).parent / "fixtures" / "subscribers"
 
@@ -252,10 +253,11 @@ def test_invite_queues_one_french_confirmation(home, clock):
         (settings.home / delivery.path).read_bytes(), policy=email.policy.default
     )
     assert message["Message-ID"].strip() == delivery.message_id
-    assert message["Subject"] == "Confirmez votre inscription aux Jeudis de l'ODD 17"
+    assert message["Subject"] == "Confirmez votre inscription aux Jeudis de l’ODD\u00a017"
     assert message["To"].addresses[0].addr_spec == "zoe@example.org"
     body = message.get_content()
     assert body.startswith("Bonjour Zoé,")
+    assert faults(body) == [] and "«\u00a0Confirmer mon inscription\u00a0»\u00a0:" in body
     [link] = re.findall(r"http\S+", body)
     token = link.rsplit("/confirm/", 1)[1]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from newsletter.audit import cli_actor
 from newsletter.cli import App, pass_app
 from newsletter.db import open_session
 from newsletter.errors import InputError
@@ -34,7 +35,7 @@ def subject(app: App, week: str, text: str | None, clear: bool) -> None:
             chosen = chosen_subject(session, week)
             click.echo(chosen if chosen else f"{week}: no subject set, the news headline is used")
             return
-        shown = set_subject(session, week, "" if clear else text, app.clock)
+        shown = set_subject(session, week, "" if clear else text, app.clock, cli_actor())
     if shown is None:
         click.echo(f"{week}: subject cleared, the news headline is used")
     else:

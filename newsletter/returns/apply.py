@@ -21,6 +21,7 @@ from newsletter.outbox import write_single
 from newsletter.returns.decide import Decision, consecutive, decide, identify
 from newsletter.returns.parse import Unreadable, digest, message_id_of, read
 from newsletter.subscribers import set_status
+from newsletter.typography import typeset
 from newsletter.weeks import Clock
 
 STOPPED = ("unsubscribed", "bounced")  # statuses a returning message never changes back
@@ -187,8 +188,8 @@ def queue_goodbye(
         settings=settings,
         to_email=reader.email,
         to_name=reader.name,
-        subject=GOODBYE_SUBJECT,
-        text=GOODBYE_TEXT.format(base_url=settings.base_url.rstrip("/") + "/"),
+        subject=typeset(GOODBYE_SUBJECT),
+        text=typeset(GOODBYE_TEXT.format(base_url=settings.base_url.rstrip("/") + "/")),
         html_body=None,
         date=clock(),
         message_id=message_id,

@@ -272,11 +272,11 @@ async def test_send(request: Request) -> Response:
     return RedirectResponse(back + "#test-send", status_code=303)
 
 
-def _save_subject(desk: Desk, thursday: date, text: str) -> tuple[str, str]:
+def _save_subject(desk: Desk, thursday: date, text: str, who: str) -> tuple[str, str]:
     """(kind, French message) for the flash after the subject form."""
     try:
         with open_session(desk.settings) as session:
-            shown = set_subject(session, week_key(thursday), text, desk.clock)
+            shown = set_subject(session, week_key(thursday), text, desk.clock, who)
     except JeudisError as exc:
         return "error", f"Objet non modifié : {exc}"
     if shown is None:
@@ -294,7 +294,7 @@ async def subject_form(request: Request) -> Response:
         raise HTTPException(400, "Date invalide.") from None
     text = form.get("subject")
     kind, message = await run_in_threadpool(
-        _save_subject, desk, thursday, text if isinstance(text, str) else ""
+        _save_subject, desk, thursday, text if isinstance(text, str) else "", auth.actor(request)
     )
     flash(request, message, kind)
     root = request.scope.get("root_path", "")

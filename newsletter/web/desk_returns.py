@@ -12,6 +12,7 @@ from newsletter.db import open_session
 from newsletter.errors import InputError
 from newsletter.returns import IssueStats, issue_stats
 from newsletter.returns.stats import BOUNCE_LIMIT, COMPLAINT_LIMIT
+from newsletter.typography import typeset
 from newsletter.web.desk import desk_of
 from newsletter.weeks import parse_week_key
 
@@ -33,7 +34,7 @@ def _alerts(row: IssueStats) -> list[str]:
             f"Taux de rejets de {percent(row.bounce_rate)}, au-dessus de 2\u202f% : "
             "nettoyez la liste des adresses en échec."
         )
-    return alerts
+    return [typeset(alert) for alert in alerts]
 
 
 async def _page(request: Request, week: str | None) -> Response:
