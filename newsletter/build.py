@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 
 from sqlmodel import Session, col, func, select
 
 from newsletter.config import Settings
+from newsletter.delivery import write_issue_outbox
 from newsletter.errors import QueueDryError
 from newsletter.locks import instance_lock
 from newsletter.models import KINDS, ContentItem, Issue, Subscriber
-from newsletter.outbox import write_issue_outbox
 from newsletter.pick import Calendar, Selection, pick, plan
 from newsletter.publish import issue_url
 from newsletter.queue import queued_items
@@ -34,7 +33,6 @@ class BuildReport:
     already_complete: bool  # True when a previous build had finished: nothing was done
     url: str  # the issue's public page, online from `public_at`
     public_at: datetime
-    outbox_dir: Path
     written: int = 0
     readers: int = 0  # active readers when the build ran (0: the issue went to nobody)
 
@@ -262,13 +260,10 @@ def _complete(
     )
     readers = _active_readers(session)
     if issue.outbox_done_at is not None:
-        outbox = settings.outbox_dir / issue.week_key
-        return BuildReport(issue, False, True, url, public_at, outbox, readers=readers)
+        return BuildReport(issue, False, True, url, public_at, readers=readers)
     rendered = rendered or render_recorded(session, settings, issue)
     report = write_issue_outbox(session, settings, issue, rendered, clock, progress=progress)
     issue.outbox_done_at = clock()
     session.add(issue)
     session.commit()
-    return BuildReport(
-        issue, created, False, url, public_at, report.directory, report.written, readers
-    )
+    return BuildReport(issue, created, False, url, public_at, report.written, readers)

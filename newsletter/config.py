@@ -41,6 +41,8 @@ class Settings:
     smtp_url: str = "smtp://127.0.0.1:25"
     smtp_timeout: float = 30.0
     send_rate: float = 10.0
+    send_connections: int = 1
+    max_defer: float = 72.0  # hours after an issue's send time before a message is given up
     send_after_build: bool = False
     dkim_key_file: str = ""
     dkim_selector: str = ""

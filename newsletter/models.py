@@ -11,7 +11,9 @@ from sqlmodel import Field, SQLModel
 KINDS = ("news", "example", "tool")
 ITEM_STATUSES = ("proposed", "queued", "used", "rejected", "dropped")
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
-DELIVERY_STATUSES = ("queued", "sent", "failed", "skipped")
+# queued/deferred wait for a sender; sent, bounced, expired, skipped, failed are final
+# ("failed": a message that cannot be made, e.g. a legacy .eml file gone missing).
+DELIVERY_STATUSES = ("queued", "deferred", "sent", "bounced", "expired", "skipped", "failed")
 EDITOR_ROLES = ("editor", "admin")
 CONSENT_SOURCES = ("form", "invitation", "import", "cli")
 
@@ -112,20 +114,42 @@ class Subscriber(SQLModel, table=True):
     status_reason: str | None = None
 
 
-class Delivery(SQLModel, table=True):
-    """One message in the outbox for one recipient: the ledger that makes sending resumable."""
+class IssueMessage(SQLModel, table=True):
+    """An issue's message composed once (the spliceable template), shared by its deliveries."""
 
-    __table_args__ = (sa.UniqueConstraint("issue_id", "subscriber_id", "purpose"),)
+    __tablename__ = "issue_message"
+
+    issue_id: int = Field(
+        foreign_key="issue.id", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    template: bytes = Field(sa_type=sa.LargeBinary)  # delivery.message.dump_template
+    send_at: datetime = aware()  # not sent before (unless `send --now`); max_defer counts from it
+    created_at: datetime = aware()
+
+
+class Delivery(SQLModel, table=True):
+    """One message for one recipient: the ledger row a sender claims, sends and settles."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("issue_id", "subscriber_id", "purpose"),
+        sa.Index("ix_delivery_due", "status", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     issue_id: int | None = Field(default=None, foreign_key="issue.id", index=True)
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True)
     purpose: str = "issue"  # issue | confirm | test
     recipient: str
-    path: str  # relative to JEUDIS_HOME
+    # A one-off message (confirm, test) is stored whole, without its Date; an issue's rows
+    # share their IssueMessage. `path`: a .eml file queued before the ledger (legacy rows).
+    content: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    path: str | None = None
     message_id: str = Field(unique=True)
     status: str = Field(default="queued", index=True)
     attempts: int = 0
+    next_attempt_at: datetime | None = aware(default=None)
+    claimed_by: str | None = None
+    lease_until: datetime | None = aware(default=None)
     last_error: str | None = None
     created_at: datetime = aware()
     sent_at: datetime | None = aware(default=None)

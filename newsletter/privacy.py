@@ -199,7 +199,8 @@ def _blank_deliveries(
             (settings.home / delivery.path).unlink(missing_ok=True)
         delivery.subscriber_id = None
         delivery.recipient = FORGOTTEN
-        if delivery.status == "queued":
+        delivery.content = None  # a one-off message stored whole names the reader
+        if delivery.status in ("queued", "deferred"):
             delivery.status, delivery.last_error = "skipped", "reader forgotten on request"
         session.add(delivery)
     session.flush()

@@ -16,11 +16,11 @@ from newsletter.archive import publish_site
 from newsletter.build import BuildReport, build_issue
 from newsletter.config import Settings
 from newsletter.db import open_session
+from newsletter.delivery import send_outbox
 from newsletter.errors import CalendarError, JeudisError
 from newsletter.feed_service import fetch_all
 from newsletter.locks import instance_lock
 from newsletter.returns import poll as poll_returns
-from newsletter.send import send_outbox
 from newsletter.timetable import due_thursday, send_moment
 from newsletter.weeks import Clock
 

@@ -19,10 +19,10 @@ from sqlmodel import Session, col, delete, select, update
 
 from newsletter import tokens
 from newsletter.config import Settings
+from newsletter.delivery.ledger import queue_single
+from newsletter.delivery.message import compose_simple, sender_domain
 from newsletter.errors import ConflictError
-from newsletter.message import compose_simple, sender_domain
-from newsletter.models import Delivery, Subscriber
-from newsletter.outbox import write_single
+from newsletter.models import Delivery, InboundMessage, Subscriber
 from newsletter.privacy import stamp_consent, suppressed
 from newsletter.subscribers import find, normalise_email
 from newsletter.typography import typeset
@@ -113,7 +113,7 @@ def invite(
     data, message_id = confirmation_message(
         settings, subscriber, confirm_url(settings, subscriber), now
     )
-    delivery = write_single(
+    delivery = queue_single(
         session, settings, "confirm", address, subscriber.id, data, message_id, clock=clock
     )
     return Invitation(subscriber, delivery)
@@ -160,7 +160,8 @@ def _held(session: Session, settings: Settings, subscriber: Subscriber, now: dat
 
 
 def purge_expired(session: Session, settings: Settings, now: datetime) -> int:
-    """Delete sign-ups left unconfirmed for `signup_pending_days` (and their confirmations).
+    """Delete sign-ups left unconfirmed for `signup_pending_days`, their confirmations, and
+    the personal part of what came back about them.
 
     Does not commit. Returns how many sign-ups were deleted.
     """
@@ -170,6 +171,11 @@ def purge_expired(session: Session, settings: Settings, now: datetime) -> int:
     )
     ids = list(session.exec(stale))
     if ids:
+        # What came back about them (a bounced confirmation) stays counted, detached.
+        returns = col(InboundMessage.subscriber_id).in_(ids)
+        session.exec(
+            update(InboundMessage).where(returns).values(subscriber_id=None, raw=None, detail="")
+        )
         session.exec(delete(Delivery).where(col(Delivery.subscriber_id).in_(ids)))
         session.exec(delete(Subscriber).where(col(Subscriber.id).in_(ids)))
     return len(ids)

@@ -25,8 +25,8 @@ from sqlmodel import Session, select
 from newsletter import tokens
 from newsletter.audit import record
 from newsletter.config import Settings
+from newsletter.delivery.message import unsubscribe_url as message_unsubscribe_url
 from newsletter.errors import ConflictError, InputError, NotFoundError
-from newsletter.message import unsubscribe_url as message_unsubscribe_url
 from newsletter.models import SUBSCRIBER_STATUSES, Subscriber
 from newsletter.privacy import lift_suppression, stamp_consent, suppressed
 from newsletter.weeks import Clock

@@ -5,6 +5,8 @@ with SmtpServer() as server:          # or the `smtp_server` fixture in conftest
     server.handler.reject.add("b@x.fr")         # answer 550 to RCPT b@x.fr
     server.handler.drop_data = 1                # drop the connection in the next DATA
     server.handler.hold_after = 10              # after 10 messages, hold the 11th's reply
+    server.handler.rcpt_answer = "421 4.3.2 Busy"   # answer every RCPT so (a relay deferring all)
+    server.handler.data_answer = "554 5.7.1 Spam"   # answer every message's DATA so
     ... server.url, server.handler.messages ...
 """
 
@@ -49,7 +51,10 @@ class RecordingHandler:
 
     messages: list[Received] = field(default_factory=list)
     temp_fail: dict[str, int] = field(default_factory=dict)  # address -> 451s left
-    reject: set[str] = field(default_factory=set)  # addresses answered 550
+    reject: set[str] = field(default_factory=set)  # addresses answered 550 5.1.1
+    rcpt_answer: str | None = None  # given to every RCPT instead of accepting it
+    data_answer: str | None = None  # given to every DATA after the message is read
+    refused: list[str] = field(default_factory=list)  # RCPT/DATA answered with an error
     drop_data: int = 0  # DATA commands still to answer by closing the connection
     hold_after: int | None = None  # record message N+1, then wait for `release` to answer
     held: threading.Event = field(default_factory=threading.Event)
@@ -65,7 +70,11 @@ class RecordingHandler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         address = address.lower()
+        if self.rcpt_answer is not None:
+            self.refused.append(address)
+            return self.rcpt_answer
         if address in self.reject:
+            self.refused.append(address)
             return "550 5.1.1 No such user here"
         if self.temp_fail.get(address, 0) > 0:
             self.temp_fail[address] -= 1
@@ -78,6 +87,9 @@ class RecordingHandler:
             self.drop_data -= 1
             server.transport.close()
             return "421 closing"  # never reaches the client: the line is gone
+        if self.data_answer is not None:
+            self.refused.extend(envelope.rcpt_tos)
+            return self.data_answer
         received = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
         with self.lock:
             self.messages.append(received)

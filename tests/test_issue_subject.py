@@ -41,7 +41,8 @@ def test_subject_set_before_the_build_goes_out_with_the_issue(tmp_path):
     assert preview.stdout.splitlines()[0].endswith(f": {SHOWN}")
 
     assert run(tmp_path, "build").exit_code == 0
-    (path,) = (settings.outbox_dir / "2026-W48").glob("*.eml")
+    assert run(tmp_path, "outbox", "export", str(tmp_path / "out")).exit_code == 0
+    (path,) = (tmp_path / "out").glob("*.eml")
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert message["Subject"] == SHOWN
 

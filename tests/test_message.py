@@ -14,15 +14,17 @@ import lxml.html
 import pytest
 
 from newsletter.config import Settings
-from newsletter.errors import ContentError
-from newsletter.message import (
+from newsletter.delivery.message import (
     compose,
     compose_simple,
+    dump_template,
+    load_template,
     message_id_for,
     personalize,
     unsubscribe_mailto,
     unsubscribe_url,
 )
+from newsletter.errors import ContentError
 from newsletter.render import UNSUBSCRIBE_MARK, RenderedIssue
 
 WEEK = "2026-W48"
@@ -76,7 +78,7 @@ def settings(**overrides) -> Settings:
 
 def one_message(rendered: RenderedIssue, *, name: str = "Zoé Lefèvre-Dupont", token="42.abc"):
     cfg = settings()
-    template = compose(rendered, settings=cfg, issue_week=WEEK, date=DATE)
+    template = compose(rendered, settings=cfg, issue_week=WEEK)
     data = personalize(
         template,
         recipient_email="zoe@example.org",
@@ -84,6 +86,7 @@ def one_message(rendered: RenderedIssue, *, name: str = "Zoé Lefèvre-Dupont", 
         message_id=message_id_for(WEEK, 42, "lerameau.example.org"),
         unsubscribe_url=unsubscribe_url(cfg, token),
         unsubscribe_mailto=unsubscribe_mailto(cfg, token),
+        date=DATE,
     )
     return data, email.message_from_bytes(data, policy=email.policy.default)
 
@@ -144,6 +147,7 @@ def test_headers_are_encoded_and_round_trip():
     assert parsedate_to_datetime(msg["Date"]) == DATE
     assert msg["MIME-Version"] == "1.0"
     assert msg["List-Id"] == "Les Jeudis de l'ODD 17 <jeudis-odd17.lerameau.example.org>"
+    assert msg["Feedback-ID"] == "2026-W48:jeudis-odd17:jeudis:lerameau.example.org"
     assert msg["Message-ID"] == message_id_for(WEEK, 42, "lerameau.example.org")
     head = data.split(b"\r\n\r\n", 1)[0]
     assert head.isascii()  # RFC 2047 did its job: no raw UTF-8 in the header section
@@ -194,19 +198,19 @@ def test_crlf_only_and_lines_within_998_octets():
 
 def test_boundary_does_not_occur_in_the_parts():
     rendered = realistic_issue()
-    template = compose(rendered, settings=settings(), issue_week=WEEK, date=DATE)
+    template = compose(rendered, settings=settings(), issue_week=WEEK)
     data, _ = one_message(rendered)
     boundary = template.boundary.encode()
     # Exactly the two delimiters and the close delimiter: nowhere inside a part.
     assert data.count(boundary) == 4  # header parameter + 2 delimiters + close
     # Same content, same boundary: a rebuild gives byte-identical messages.
-    assert compose(rendered, settings=settings(), issue_week=WEEK, date=DATE) == template
+    assert compose(rendered, settings=settings(), issue_week=WEEK) == template
 
 
 def test_personalize_changes_only_the_personal_fields():
     rendered = realistic_issue()
     cfg = settings()
-    template = compose(rendered, settings=cfg, issue_week=WEEK, date=DATE)
+    template = compose(rendered, settings=cfg, issue_week=WEEK)
 
     def message(n: int) -> bytes:
         return personalize(
@@ -216,6 +220,7 @@ def test_personalize_changes_only_the_personal_fields():
             message_id=message_id_for(WEEK, n, "lerameau.example.org"),
             unsubscribe_url=unsubscribe_url(cfg, f"{n}.tok{n}"),
             unsubscribe_mailto=unsubscribe_mailto(cfg, f"{n}.tok{n}"),
+            date=DATE,
         )
 
     first, second = message(1), message(2)
@@ -231,7 +236,7 @@ def test_a_body_without_the_unsubscribe_mark_is_refused():
         RenderedIssue(SUBJECT, "", rendered.html, rendered.text.replace(UNSUBSCRIBE_MARK, ""), ""),
     ):
         with pytest.raises(ContentError, match="unsubscribe"):
-            compose(broken, settings=settings(), issue_week=WEEK, date=DATE)
+            compose(broken, settings=settings(), issue_week=WEEK)
 
 
 def test_message_ids_are_deterministic_and_distinct():
@@ -263,3 +268,31 @@ def test_compose_simple_builds_a_text_and_html_message():
     assert msg["To"].addresses[0].display_name == "Zoé"
     assert normalised(msg.get_body(("plain",)).get_content()) == "Ceci est un envoi de test.\n"
     assert "<b>test</b>" in msg.get_body(("html",)).get_content()
+
+
+def test_the_stored_template_gives_back_the_same_message():
+    rendered = realistic_issue()
+    template = compose(rendered, settings=settings(), issue_week=WEEK)
+    stored = dump_template(template)
+    assert load_template(stored) == template
+    for broken in (b"", b"pickle", stored[:-7] + b"B\xff\xff"):
+        with pytest.raises(ValueError, match="issue_message.template"):
+            load_template(broken)
+
+
+def test_date_is_stamped_per_message_not_per_issue():
+    template = compose(realistic_issue(), settings=settings(), issue_week=WEEK)
+    later = datetime(2026, 11, 26, 10, 3, 9, tzinfo=UTC)
+    cfg = settings()
+    data = personalize(
+        template,
+        recipient_email="zoe@example.org",
+        recipient_name="",
+        message_id="<x@y>",
+        unsubscribe_url=unsubscribe_url(cfg, "1.a"),
+        unsubscribe_mailto=unsubscribe_mailto(cfg, "1.a"),
+        date=later,
+    )
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert parsedate_to_datetime(msg["Date"]) == later
+    assert data.count(b"\r\nDate: ") == 1

@@ -9,7 +9,6 @@ turns the refusals into DSNs to the VERP addresses, delivered to a Maildir; `jeu
 from __future__ import annotations
 
 import json
-import smtplib
 
 import pytest
 from jeudis_cli import REPO, run
@@ -19,8 +18,7 @@ from smtp_server import SmtpServer
 from sqlmodel import select
 
 from newsletter.db import open_session
-from newsletter.models import Delivery, Issue, Subscriber
-from newsletter.returnpath import return_path
+from newsletter.models import Subscriber
 
 ACCEPTED = ["ana@example.net", "ben@example.org", "chloe@example.com", "dina@example.fr"]
 REFUSED = ["gone@example.net", "typo@example.org"]
@@ -30,23 +28,11 @@ pytestmark = pytest.mark.skipif(bool(unavailable()), reason=unavailable() or "")
 
 
 def _send_through(home, port: int) -> int:
-    """Hand every queued issue message to Postfix, each with its reader's VERP sender.
-
-    Stands for `jeudis send` until the ledger's sender (issue 8) sets the envelope itself."""
-    settings = home.settings
-    secret = settings.secret_key()
-    sent = 0
-    with open_session(settings) as session, smtplib.SMTP("127.0.0.1", port) as smtp:
-        for delivery in session.exec(select(Delivery).where(Delivery.purpose == "issue")):
-            week = session.get(Issue, delivery.issue_id).week_key
-            sender = return_path(secret, settings.bounce_address, week, delivery.subscriber_id)
-            data = (home.path / delivery.path).read_bytes()
-            smtp.sendmail(sender, [delivery.recipient], data)
-            delivery.status = "sent"
-            session.add(delivery)
-            sent += 1
-        session.commit()
-    return sent
+    """`jeudis send` to Postfix: each message leaves with its reader's VERP envelope sender."""
+    env = {**home.env, "JEUDIS_SMTP_URL": f"smtp://127.0.0.1:{port}"}
+    result = run(home.path, "send", "--now", "--rate", "0", env=env)
+    assert result.exit_code == 0, result.output
+    return int(result.stdout.split(",")[0].removeprefix("sent: "))
 
 
 def test_postfix_turns_refusals_into_dsns_that_bounce_exactly_the_refused(home):

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from newsletter.config import load_settings
 from newsletter.db import open_session
-from newsletter.models import Issue
+from newsletter.models import Delivery, Issue
 from newsletter.schedule import due_thursday, run_weekly
 from scheduler import make_scheduler
 
@@ -78,7 +78,9 @@ def test_catch_up_runs_once_within_the_week_never_twice(tmp_path):
     assert nxt.created and nxt.issue.number == 2
     with open_session(settings) as session:
         assert [i.week_key for i in session.exec(select(Issue))] == ["2026-W48", "2026-W49"]
-    assert len(list((settings.outbox_dir / "2026-W48").glob("*.eml"))) == 1
+    with open_session(settings) as session:
+        rows = session.exec(select(Delivery).where(Delivery.issue_id == 1)).all()
+    assert [d.recipient for d in rows] == ["lea@example.org"]
 
 
 def test_a_missed_week_is_not_sent_late(tmp_path):

@@ -12,14 +12,14 @@ import pytest
 from jeudis_cli import REPO, run
 from render_helpers import long_items, render_items
 from render_helpers import settings as render_settings
+from test_ledger import make_issue
 from test_message import realistic_issue
-from test_outbox import make_issue
 from test_web_desk import desk_server, send_test  # noqa: F401  (desk_server: the fixture)
 
 from newsletter.config import load_settings
 from newsletter.db import open_session
+from newsletter.delivery import export_outbox, write_issue_outbox
 from newsletter.models import Subscriber
-from newsletter.outbox import write_issue_outbox
 from newsletter.render import RenderedIssue
 
 pytestmark = [
@@ -51,7 +51,8 @@ def outbox_message(tmp_path: Path, rendered: RenderedIssue) -> bytes:
             )
         )
         session.commit()
-        report = write_issue_outbox(session, settings, issue, rendered, lambda: NOW)
+        write_issue_outbox(session, settings, issue, rendered, lambda: NOW)
+        report = export_outbox(session, settings, lambda: NOW, tmp_path / "export")
     (path,) = report.directory.glob("*.eml")
     return path.read_bytes()
 
@@ -106,7 +107,7 @@ def test_rendered_issue_scores_zero_or_less(tmp_path):
 def relayed(home: Path, smtp_server, *commands: tuple[str, ...]) -> list[bytes]:
     """Run `jeudis` commands then `jeudis send` against a real SMTP server; what arrived."""
     env = {"JEUDIS_SMTP_URL": smtp_server.url, "JEUDIS_BASE_URL": "https://jeudis.example.org"}
-    for args in (*commands, ("send", "--rate", "0")):
+    for args in (*commands, ("send", "--now", "--rate", "0")):
         result = run(home, *args, env=env)
         assert result.exit_code == 0, result.output
     return [received.data for received in smtp_server.handler.messages]

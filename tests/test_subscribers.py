@@ -240,7 +240,7 @@ def test_invite_queues_one_french_confirmation(home, clock):
     settings = home.settings
     result = run(home.path, "subscriber", "invite", "Zoe@Example.org", "--name", "Zoé")
     assert result.exit_code == 0
-    assert result.output.startswith("confirmation queued: zoe@example.org (outbox/confirm/")
+    assert result.output == "confirmation queued in the outbox: zoe@example.org\n"
     row = rows(home)["zoe@example.org"]
     assert (row.status, row.confirmed_at) == ("pending", None)
     [delivery] = confirm_rows(home)
@@ -249,10 +249,10 @@ def test_invite_queues_one_french_confirmation(home, clock):
         "queued",
         row.id,
     )
-    message = email.message_from_bytes(
-        (settings.home / delivery.path).read_bytes(), policy=email.policy.default
-    )
+    message = email.message_from_bytes(delivery.content, policy=email.policy.default)
     assert message["Message-ID"].strip() == delivery.message_id
+    assert message["Date"] is None  # stamped by the sender when it leaves
+    assert message["Feedback-ID"] == "confirm:jeudis-odd17:jeudis:lerameau.example.org"
     assert message["Subject"] == "Confirmez votre inscription aux Jeudis de l’ODD\u00a017"
     assert message["To"].addresses[0].addr_spec == "zoe@example.org"
     body = message.get_content()

@@ -13,6 +13,7 @@ from newsletter.cli.pipeline import echo_build, today
 from newsletter.config import PROJECT_ROOT
 from newsletter.content import import_content
 from newsletter.db import open_session
+from newsletter.delivery import export_outbox
 from newsletter.files import write_atomic
 from newsletter.render import as_preview
 from newsletter.weeks import upcoming_thursday
@@ -43,8 +44,10 @@ def demo(app: App, content: Path) -> None:
             f"readers: {readers.added} added, {readers.unchanged + readers.updated} already there"
         )
         report = build_issue(session, settings, upcoming_thursday(today(app)), app.clock)
+        week = report.issue.week_key
+        exported = export_outbox(session, settings, app.clock, settings.outbox_dir / week, week)
     echo_build(report)
-    first = min(report.outbox_dir.glob("*.eml"), default=None)
+    first = min(exported.directory.glob("*.eml"), default=None)
     email_html = settings.home / "preview" / f"{report.issue.week_key}-email.html"
     with open_session(settings) as session:
         rendered = render_recorded(session, settings, report.issue)

@@ -172,7 +172,6 @@ def echo_build(report: BuildReport) -> None:
         click.echo(f"{verb} {issue.week_key} n°{issue.number} ({issue.thursday}): {issue.subject}")
         click.echo(f"{report.written} message(s) written to the outbox")
     click.echo(f"web copy: {report.url} (public from {report.public_at:%Y-%m-%d %H:%M %Z})")
-    click.echo(f"outbox:   {report.outbox_dir}")
     if report.readers == 0:
         click.echo(
             "warning: no active reader: this issue goes to nobody; add readers with "

@@ -134,7 +134,7 @@ def invite_command(app: App, email: str, name: str) -> None:
             note(app, session, "subscriber.invite", f"subscriber:{invitation.subscriber.id}")
     address = invitation.subscriber.email
     if invitation.delivery is not None:
-        click.echo(f"confirmation queued: {address} ({invitation.delivery.path})")
+        click.echo(f"confirmation queued in the outbox: {address}")
     elif invitation.held == "active":
         click.echo(f"already active: {address}")
     elif invitation.held == "recent":

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
-from newsletter.message import compose_simple, sender_domain
+from newsletter.delivery.ledger import queue_single
+from newsletter.delivery.message import compose_simple, sender_domain
 from newsletter.models import Delivery, InboundMessage, Issue, Subscriber
-from newsletter.outbox import write_single
 from newsletter.returns.decide import Decision, consecutive, decide, identify
 from newsletter.returns.parse import Unreadable, digest, message_id_of, read
 from newsletter.subscribers import set_status
@@ -195,6 +195,6 @@ def queue_goodbye(
         message_id=message_id,
         headers={"Auto-Submitted": "auto-replied"},
     )
-    return write_single(
+    return queue_single(
         session, settings, "goodbye", reader.email, reader.id, data, message_id, clock=clock
     )

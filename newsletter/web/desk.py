@@ -3,7 +3,7 @@
 Pages: the calendar of coming Thursdays with the runway per kind, the queue by kind and
 status, the item form, the preview of any coming issue with live reload, a test send.
 Every action calls the same service functions as the CLI (calendar, preview_issue,
-add_item, edit_item, approve_item, reject_item, write_single, the sender).
+add_item, edit_item, approve_item, reject_item, queue_single, the sender).
 
 Include it in the site with `Mount("/desk", app=desk_app(settings, clock))`.
 """

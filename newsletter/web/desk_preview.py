@@ -2,7 +2,7 @@
 
 The preview is `preview_issue`'s render with the unsubscribe mark replaced by a harmless
 sample link, as `jeudis preview` writes it. A test send goes through the outbox
-(`write_single`, purpose "test") and the same sender as the Thursday run.
+(`queue_single`, purpose "test") and the same sender as the Thursday run.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from starlette.routing import Route
 from newsletter.audit import record
 from newsletter.build import calendar, preview_issue
 from newsletter.db import open_session
+from newsletter.delivery import RelayError, queue_single, send_outbox
+from newsletter.delivery.message import compose, personalize, sender_domain
 from newsletter.errors import JeudisError, QueueDryError
-from newsletter.message import compose, personalize, sender_domain
 from newsletter.models import Delivery
-from newsletter.outbox import write_single
 from newsletter.render import IssueInfo, RenderedIssue, as_preview, french_date, preview_link
-from newsletter.send import RelayError, send_outbox
 from newsletter.subjects import set_subject
 from newsletter.subscribers import InvalidAddress, normalise_email
 from newsletter.web import auth
@@ -163,12 +162,7 @@ def test_message(desk: Desk, preview: Preview, address: str, key: str) -> tuple[
     assert preview.info is not None and preview.rendered is not None
     settings = desk.settings
     rendered = replace(preview.rendered, subject=f"[Test] {preview.rendered.subject}")
-    template = compose(
-        rendered,
-        settings=settings,
-        issue_week=preview.info.week_key,
-        date=desk.clock().astimezone(settings.tz),
-    )
+    template = compose(rendered, settings=settings, issue_week=preview.info.week_key)
     # The key comes from the form: pressing « Envoyer » twice queues one message, not two.
     message_id = f"<test.{preview.info.week_key}.{key}@{sender_domain(settings)}>"
     data = personalize(
@@ -178,19 +172,20 @@ def test_message(desk: Desk, preview: Preview, address: str, key: str) -> tuple[
         message_id=message_id,
         unsubscribe_url=sample_link(desk),
         unsubscribe_mailto=f"mailto:{settings.unsubscribe_mailto}",
+        date=desk.clock().astimezone(settings.tz),  # dropped by the ledger, stamped when sent
     )
     return message_id, data
 
 
 def send_one(desk: Desk, delivery_id: int) -> str:
     """Hand one queued message to the relay through `send_outbox`, and nothing else (a test
-    must not take the week's issue along). Returns sent, skipped, failed, deferred or
+    must not take the week's issue along). Returns sent, skipped, bounced, deferred or
     already (sent before); RelayError if the relay cannot be used."""
     with open_session(desk.settings) as session:
         report = send_outbox(
             session, desk.settings, desk.clock, rate=0, sleep=desk.retry_sleep, only=[delivery_id]
         )
-    for outcome in ("sent", "skipped", "failed", "deferred"):
+    for outcome in ("sent", "skipped", "bounced", "failed", "deferred"):
         if getattr(report, outcome):
             return outcome
     return "already"
@@ -203,7 +198,7 @@ def _send_test(desk: Desk, thursday: date, address: str, key: str) -> tuple[str,
         return "error", f"Pas d'envoi : {preview.problem}"
     message_id, data = test_message(desk, preview, address, key)
     with open_session(desk.settings) as session:
-        delivery = write_single(
+        delivery = queue_single(
             session, desk.settings, "test", address, None, data, message_id, clock=desk.clock
         )
     try:
@@ -225,7 +220,8 @@ def _send_test(desk: Desk, thursday: date, address: str, key: str) -> tuple[str,
             f"Le relais SMTP a refusé le test pour l'instant ({error}). Il reste dans la "
             "boîte d'envoi : `jeudis send` le réessaiera.",
         ),
-        "failed": ("error", f"Le relais SMTP a refusé le test définitivement ({error})."),
+        "bounced": ("error", f"Le relais SMTP a refusé le test définitivement ({error})."),
+        "failed": ("error", f"Le test n'a pas pu être préparé ({error})."),
         "skipped": ("error", f"Le test n'a pas été envoyé ({error})."),
     }[outcome]
 

@@ -101,6 +101,7 @@ def site(tmp_path) -> Iterator[Site]:
         site.cli("subscriber", "add", address, "--name", name)
     site.cli("build", "--date", "2026-11-26")
     assert run(home, "build", now=BUILT_W49).exit_code == 0  # the Friday after n°1 went out
+    site.cli("outbox", "export", str(home / "outbox" / "2026-W48"), "--week", "2026-W48")
 
     server = uvicorn.Server(
         uvicorn.Config(

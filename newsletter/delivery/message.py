@@ -1,10 +1,12 @@
 """Message assembly: one RFC 5322 skeleton per issue, then each recipient spliced in as bytes.
 
 Pure: values in, bytes out. `compose` does the expensive work once per issue (header encoding,
-quoted-printable encoding of every body line); `personalize` only joins pre-encoded byte chunks
-and encodes the few lines that carry the recipient's unsubscribe link. Quoted-printable is
-line-local (a soft break never crosses a hard line break), which is what makes the splice exact:
-the bytes are the ones the email package would produce for the same text, line for line.
+quoted-printable encoding of every body line); the template is stored once per issue in the
+ledger (`dump_template`/`load_template`). At send time `personalize` joins the pre-encoded
+byte chunks, stamps `Date`, and encodes the few lines that carry the recipient's link.
+Quoted-printable is line-local (a soft break never crosses a hard line break), which is what
+makes the splice exact: the bytes are the ones the email package would produce for the same
+text, line for line.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 import html
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -21,13 +22,13 @@ from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 
 from newsletter.config import Settings
+from newsletter.delivery.headers import display_name, to_header
 from newsletter.errors import ContentError
 from newsletter.render import UNSUBSCRIBE_MARK, RenderedIssue
 from newsletter.tokens import mac, sign
 
 CRLF = b"\r\n"
 LIST_NAME = "Les Jeudis de l'ODD 17"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # refold_source="all": without it a short non-ASCII value would be left raw, not RFC 2047.
 _FOLD = policy.SMTP.clone(max_line_length=78, refold_source="all")
 
@@ -112,25 +113,23 @@ def _boundary(issue_week: str, rendered: RenderedIssue) -> str:
     return f"=_jeudis_{digest[:24]}"
 
 
-def compose(
-    rendered: RenderedIssue, *, settings: Settings, issue_week: str, date: datetime
-) -> MessageTemplate:
-    """The issue's message, once: headers, boundary, quoted-printable bodies with open slots."""
+def compose(rendered: RenderedIssue, *, settings: Settings, issue_week: str) -> MessageTemplate:
+    """The issue's message, once: headers, boundary, quoted-printable bodies with open slots.
+
+    No Date: the sender stamps it when the message leaves (see `personalize`)."""
     for field, body in (("text", rendered.text), ("html", rendered.html)):
         if UNSUBSCRIBE_MARK not in body:
             raise ContentError(
                 f"issue {issue_week}", field, f"no unsubscribe link ({UNSUBSCRIBE_MARK})"
             )
-    if date.tzinfo is None:
-        raise ValueError("compose: date must be timezone-aware")
     head = [_header("From", settings.from_address)]
     if settings.reply_to:
         head.append(_header("Reply-To", settings.reply_to))
     head += [
         _header("Subject", rendered.subject),
-        b"Date: " + format_datetime(date).encode("ascii") + CRLF,
         _header("List-Id", f"{LIST_NAME} <{settings.list_id}>"),
         b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF,
+        b"Feedback-ID: " + feedback_id(settings, issue_week).encode("ascii") + CRLF,
         b"MIME-Version: 1.0" + CRLF,
     ]
     boundary = _boundary(issue_week, rendered)
@@ -179,34 +178,14 @@ def personalize(
     message_id: str,
     unsubscribe_url: str,
     unsubscribe_mailto: str,
+    date: datetime,
 ) -> bytes:
-    """The complete message for one recipient, CRLF line endings, ready for SMTP."""
-    return b"".join(
-        personalized_chunks(
-            template,
-            recipient_email=recipient_email,
-            recipient_name=recipient_name,
-            message_id=message_id,
-            unsubscribe_url=unsubscribe_url,
-            unsubscribe_mailto=unsubscribe_mailto,
-        )
-    )
-
-
-def personalized_chunks(
-    template: MessageTemplate,
-    *,
-    recipient_email: str,
-    recipient_name: str,
-    message_id: str,
-    unsubscribe_url: str,
-    unsubscribe_mailto: str,
-) -> list[bytes]:
-    """The same message as a list of byte chunks, mostly the template's own: the outbox hands
-    them to os.writev, so the large shared chunks are never copied per recipient in Python."""
+    """The complete message for one recipient, CRLF line endings, ready for SMTP: the
+    template's pre-encoded chunks joined once with the few personal ones."""
     escaped = html.escape(unsubscribe_url, quote=True)
     parts = [
         template.head,
+        date_header(date),
         to_header(recipient_name, recipient_email),
         b"Message-ID: " + message_id.encode("ascii") + CRLF,
         # Folded after the comma: both URLs stay whole and the line stays short.
@@ -218,7 +197,7 @@ def personalized_chunks(
             parts.append(chunk)
         else:
             parts.append(_soft_break(escaped if chunk.html else unsubscribe_url))
-    return parts
+    return b"".join(parts)
 
 
 def for_subscriber(
@@ -226,94 +205,81 @@ def for_subscriber(
     *,
     settings: Settings,
     secret: bytes,
-    issue_week: str,
     subscriber_id: int,
     email: str,
     name: str,
-) -> tuple[str, list[bytes]]:
-    """(Message-ID, message chunks) for one subscriber: signed unsubscribe links spliced in."""
+    message_id: str,
+    date: datetime,
+) -> bytes:
+    """One subscriber's message, dated `date`: signed unsubscribe links spliced in."""
     token = sign(secret, "unsubscribe", subscriber_id, email)
-    message_id = message_id_for(issue_week, subscriber_id, sender_domain(settings), secret=secret)
-    data = personalized_chunks(
+    return personalize(
         template,
         recipient_email=email,
         recipient_name=name,
         message_id=message_id,
         unsubscribe_url=unsubscribe_url(settings, token),
         unsubscribe_mailto=unsubscribe_mailto(settings, token),
+        date=date,
     )
-    return message_id, data
 
 
-# RFC 2047 "Q" encoding for a phrase: only these stand for themselves (section 5, rule 3).
-_Q_PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
-_Q = [chr(b) if b in _Q_PLAIN else "_" if b == 0x20 else f"={b:02X}" for b in range(256)]
-_Q_MAX = 60  # payload per encoded-word: with "=?utf-8?q?" and "?=" a word is at most 72
-_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+")
+def date_header(date: datetime) -> bytes:
+    """`Date:` for a message leaving now (RFC 5322 form, the time zone it is given in)."""
+    if date.tzinfo is None:
+        raise ValueError("Date: the time must be timezone-aware")
+    return b"Date: " + format_datetime(date).encode("ascii") + CRLF
 
 
-def _q(text: str) -> str:
-    return "".join(map(_Q.__getitem__, text.encode("utf-8")))
+def feedback_id(settings: Settings, campaign: str) -> str:
+    """Gmail's Feedback-ID, campaign:list:kind:sender (the sender domain comes last)."""
+    list_name = settings.list_id.split(".", 1)[0]
+    return f"{campaign}:{list_name}:jeudis:{sender_domain(settings)}"
 
 
-def _q_words(run: str) -> list[str]:
-    """A run of words as encoded-words; a split falls after a space where it can, and never
-    inside a character (the space stays inside the first word: whitespace between two
-    encoded-words is not text, RFC 2047 section 6.2)."""
-    words, current = [], ""
-    for token in run.split(" "):
-        piece = _q(token) if not current else "_" + _q(token)
-        if current and len(current) + len(piece) > _Q_MAX:
-            words.append(current + "_")
-            current, piece = "", _q(token)
-        if len(piece) > _Q_MAX:  # one giant token: cut between characters
-            for char in token:
-                part = _q(char)
-                if len(current) + len(part) > _Q_MAX:
-                    words.append(current)
-                    current = ""
-                current += part
-            continue
-        current += piece
-    words.append(current)
-    return [f"=?utf-8?q?{word}?=" for word in words]
+# The template as stored in issue_message.template: a magic line, then for each chunk a tag
+# (B bytes, T or H a text or HTML splice) and, for bytes, a 4-byte length and the bytes.
+_MAGIC = b"jeudis-template/1\n"
 
 
-def _phrase(name: str) -> list[str]:
-    """A display name as atoms and encoded-words: plain words stay readable."""
-    out: list[str] = []
-    run: list[str] = []
-    for token in name.split(" "):
-        if _ATOM.fullmatch(token) and "=?" not in token:
-            if run:
-                out += _q_words(" ".join(run))
-                run = []
-            out.append(token)
+def dump_template(template: MessageTemplate) -> bytes:
+    """The template as bytes for the ledger (no pickle: the database is shared)."""
+    out = [_MAGIC]
+    for chunk in (template.head, template.body_head, template.boundary.encode("ascii")):
+        out += [b"B", len(chunk).to_bytes(4, "big"), chunk]
+    for chunk in template.body:
+        if isinstance(chunk, bytes):
+            out += [b"B", len(chunk).to_bytes(4, "big"), chunk]
         else:
-            run.append(token)
-    if run:
-        out += _q_words(" ".join(run))
-    return out
+            out.append(b"H" if chunk.html else b"T")
+    return b"".join(out)
 
 
-def to_header(name: str, email: str) -> bytes:
-    """`To:` with the display name quoted or RFC 2047-encoded, folded with CRLF under 78."""
-    if _CONTROL.search(email) or " " in email or "@" not in email:
-        raise ValueError(f"recipient: {email!r} is not a usable address")
-    name = " ".join(_CONTROL.sub(" ", name).split())
-    if not name:
-        return f"To: {email}\r\n".encode()
-    # The address stays as is (a non-ASCII address needs SMTPUTF8 from the relay anyway).
-    if name.isascii() and len(name) + len(email) < 60:
-        return f"To: {formataddr((name, email))}\r\n".encode()
-    lines, line = [], "To:"
-    for word in [*_phrase(name), f"<{email}>"]:
-        if len(line) + 1 + len(word) > 78 and line != "To:":
-            lines.append(line)
-            line = ""
-        line += " " + word
-    lines.append(line)
-    return ("\r\n".join(lines) + "\r\n").encode()
+def load_template(data: bytes) -> MessageTemplate:
+    """The template `dump_template` stored; ValueError for anything else."""
+    if not data.startswith(_MAGIC):
+        raise ValueError("issue_message.template: not a stored message template")
+    chunks: list[bytes | _Splice] = []
+    view, at = memoryview(data), len(_MAGIC)
+    while at < len(data):
+        tag = data[at : at + 1]
+        at += 1
+        if tag in (b"H", b"T"):
+            chunks.append(_Splice(tag == b"H"))
+            continue
+        if tag != b"B" or at + 4 > len(data):
+            raise ValueError("issue_message.template: corrupt")
+        size = int.from_bytes(view[at : at + 4], "big")
+        if at + 4 + size > len(data):
+            raise ValueError("issue_message.template: truncated")
+        chunks.append(bytes(view[at + 4 : at + 4 + size]))
+        at += 4 + size
+    if len(chunks) < 3:
+        raise ValueError("issue_message.template: truncated")
+    head, body_head, boundary, *body = chunks
+    if not all(isinstance(c, bytes) for c in (head, body_head, boundary)):
+        raise ValueError("issue_message.template: corrupt")
+    return MessageTemplate(head, body_head, tuple(body), boundary.decode("ascii"))
 
 
 def message_id_for(issue_week: str, subscriber_id: int, domain: str, *, secret: bytes = b"") -> str:
@@ -362,7 +328,7 @@ def compose_simple(
     msg["From"] = settings.from_address
     if settings.reply_to:
         msg["Reply-To"] = settings.reply_to
-    msg["To"] = formataddr((" ".join(_CONTROL.sub(" ", to_name).split()), to_email))
+    msg["To"] = formataddr((display_name(to_name), to_email))
     msg["Subject"] = subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id

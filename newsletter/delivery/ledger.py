@@ -1,0 +1,249 @@
+"""The outbox as a ledger in the database: each issue's message once, one row per recipient.
+
+CONTRACT (the build relies on it):
+    write_issue_outbox(session, settings, issue: Issue, rendered: RenderedIssue, clock,
+                       progress=None) -> OutboxReport(written, existing, skipped)
+Idempotent: the issue's message is stored once (`issue_message`), and a (issue, subscriber)
+pair that already has a Delivery row gets no second one, even from two builders at once
+(INSERT ... ON CONFLICT DO NOTHING on the unique keys). Nothing is written to files: the
+sender makes each recipient's bytes when the message leaves (delivery/send.py), and
+`jeudis outbox export` writes .eml files for whoever wants them (delivery/export.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from newsletter.config import Settings
+from newsletter.delivery.message import (
+    compose,
+    dump_template,
+    feedback_id,
+    message_id_for,
+    sender_domain,
+)
+from newsletter.models import Delivery, Issue, IssueMessage, Subscriber
+from newsletter.render import RenderedIssue
+from newsletter.weeks import Clock, system_clock
+
+BATCH = 1000
+PURPOSE_ISSUE = "issue"
+SINGLE_PURPOSES = ("confirm", "test", "goodbye")  # goodbye: a mailto unsubscribe confirmed
+WAITING = ("queued", "deferred")
+_DATE_LINE = re.compile(rb"^Date:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*", re.IGNORECASE | re.M)
+
+
+@dataclass(frozen=True)
+class OutboxReport:
+    """What one run did: rows added now, rows already there, subscribers not active."""
+
+    written: int
+    existing: int
+    skipped: int
+
+
+def send_at(settings: Settings, issue: Issue) -> datetime:
+    """When the issue leaves: its Thursday's `send_time`, or its build time if built late."""
+    hour, minute = (int(part) for part in settings.send_time.split(":"))
+    scheduled = datetime.combine(issue.thursday, time(hour, minute), tzinfo=settings.tz)
+    return max(scheduled, issue.built_at).astimezone(settings.tz)
+
+
+def insert_ignoring_duplicates(session: Session, table: sa.Table) -> sa.Insert:
+    """INSERT ... ON CONFLICT DO NOTHING for the session's engine (SQLite or PostgreSQL)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def write_issue_outbox(
+    session: Session,
+    settings: Settings,
+    issue: Issue,
+    rendered: RenderedIssue,
+    clock: Clock,
+    progress: Callable[[int], None] | None = None,
+) -> OutboxReport:
+    """Store the issue's message once and one queued Delivery per active subscriber who has
+    none for this issue; `progress(n_done)` after each committed batch."""
+    template = compose(rendered, settings=settings, issue_week=issue.week_key)
+    row = {
+        "issue_id": issue.id,
+        "template": dump_template(template),
+        "send_at": send_at(settings, issue),
+        "created_at": clock(),
+    }
+    session.execute(insert_ignoring_duplicates(session, IssueMessage.__table__), [row])
+    session.commit()
+    existing, skipped = _counts(session, issue.id)
+    written = add_recipients(session, settings, issue, clock, progress)
+    return OutboxReport(written, existing, skipped)
+
+
+def add_recipients(
+    session: Session,
+    settings: Settings,
+    issue: Issue,
+    clock: Clock,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Queue the issue for every active subscriber without a row for it, BATCH at a time
+    (keyset pagination: memory does not grow with the list). Returns the rows added."""
+    secret, domain, now = settings.secret_key(), sender_domain(settings), clock()
+    insert = _insert_pg if session.get_bind().dialect.name == "postgresql" else _insert_rows
+    written, last_id = 0, 0
+    while batch := session.execute(_pending(issue.id, last_id)).all():
+        rows = [
+            _issue_row(issue, subscriber_id, email, domain, secret, now)
+            for subscriber_id, email in batch
+        ]
+        written += insert(session, rows)
+        session.commit()
+        last_id = batch[-1][0]
+        if progress is not None:
+            progress(written)
+    return written
+
+
+def top_up(session: Session, settings: Settings, clock: Clock) -> int:
+    """Queue the issues still being sent for subscribers who joined since their build.
+
+    "Still being sent": some rows wait for a sender and the issue is within max_defer of its
+    send time. An issue whose every row is settled is finished: a newcomer waits for the next.
+    """
+    now = clock()
+    cutoff = now - timedelta(hours=settings.max_defer)
+    waiting = sa.exists().where(
+        Delivery.issue_id == IssueMessage.issue_id,
+        Delivery.purpose == PURPOSE_ISSUE,
+        Delivery.status.in_(WAITING),
+    )
+    issues = session.exec(
+        select(Issue)
+        .join(IssueMessage, IssueMessage.issue_id == Issue.id)
+        .where(IssueMessage.send_at > cutoff, waiting)
+    ).all()
+    return sum(add_recipients(session, settings, issue, clock) for issue in issues)
+
+
+def _issue_row(
+    issue: Issue, subscriber_id: int, email: str, domain: str, secret: bytes, now: datetime
+) -> dict:
+    return {
+        "issue_id": issue.id,
+        "subscriber_id": subscriber_id,
+        "purpose": PURPOSE_ISSUE,
+        "recipient": email,
+        "message_id": message_id_for(issue.week_key, subscriber_id, domain, secret=secret),
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
+def _insert_rows(session: Session, rows: list[dict]) -> int:
+    """The batch as one executemany, skipping rows already there; the rows added."""
+    result = session.execute(insert_ignoring_duplicates(session, Delivery.__table__), rows)
+    return result.rowcount if result.rowcount >= 0 else len(rows)
+
+
+# PostgreSQL: the whole batch as three arrays in one statement. An executemany sends one
+# INSERT per row (pipelined), which made the build 2.6 times slower than on SQLite.
+_PG_INSERT = """
+INSERT INTO delivery (issue_id, subscriber_id, purpose, recipient, message_id, status,
+                      attempts, created_at)
+SELECT %(issue_id)s, t.subscriber_id, 'issue', t.recipient, t.message_id, 'queued', 0,
+       %(created_at)s
+  FROM unnest(%(subscriber_ids)s::integer[], %(recipients)s::text[], %(message_ids)s::text[])
+       AS t(subscriber_id, recipient, message_id)
+ON CONFLICT DO NOTHING
+"""
+
+
+def _insert_pg(session: Session, rows: list[dict]) -> int:
+    params = {
+        "issue_id": rows[0]["issue_id"],
+        "created_at": rows[0]["created_at"].astimezone(UTC).replace(tzinfo=None),  # as stored
+        "subscriber_ids": [row["subscriber_id"] for row in rows],
+        "recipients": [row["recipient"] for row in rows],
+        "message_ids": [row["message_id"] for row in rows],
+    }
+    connection = session.connection()
+    # Like SQLite's WAL without an fsync per batch: a crash may lose the last batches, which
+    # the next build adds again (the build is marked done only after its last batch).
+    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    return connection.exec_driver_sql(_PG_INSERT, params).rowcount
+
+
+def _pending(issue_id: int, after_id: int) -> sa.Select:
+    """The next batch of active subscribers without a Delivery for this issue."""
+    already = sa.exists().where(
+        Delivery.issue_id == issue_id,
+        Delivery.subscriber_id == Subscriber.id,
+        Delivery.purpose == PURPOSE_ISSUE,
+    )
+    return (
+        sa.select(Subscriber.id, Subscriber.email)
+        .where(Subscriber.status == "active", Subscriber.id > after_id, ~already)
+        .order_by(Subscriber.id)
+        .limit(BATCH)
+    )
+
+
+def _counts(session: Session, issue_id: int) -> tuple[int, int]:
+    existing = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Delivery)
+        .where(Delivery.issue_id == issue_id, Delivery.purpose == PURPOSE_ISSUE)
+    )
+    skipped = session.scalar(
+        sa.select(sa.func.count()).select_from(Subscriber).where(Subscriber.status != "active")
+    )
+    return existing or 0, skipped or 0
+
+
+def queue_single(
+    session: Session,
+    settings: Settings,
+    purpose: str,
+    recipient: str,
+    subscriber_id: int | None,
+    message_bytes: bytes,
+    message_id: str,
+    *,
+    issue_id: int | None = None,
+    clock: Clock = system_clock,
+) -> Delivery:
+    """Queue a one-off message (confirmation, test send) in the ledger, stored whole.
+
+    Its Date is dropped (the sender stamps it when it leaves) and a Feedback-ID added.
+    Idempotent on message_id: the same message queued twice is one row.
+    """
+    if purpose not in SINGLE_PURPOSES:
+        raise ValueError(f"purpose: {purpose!r} is not one of {', '.join(SINGLE_PURPOSES)}")
+    found = session.exec(select(Delivery).where(Delivery.message_id == message_id)).first()
+    if found is not None:
+        return found
+    head, sep, body = message_bytes.partition(b"\r\n\r\n")
+    head = _DATE_LINE.sub(b"", head + b"\r\n")
+    if not re.search(rb"^Feedback-ID:", head, re.IGNORECASE | re.M):
+        head += b"Feedback-ID: " + feedback_id(settings, purpose).encode("ascii") + b"\r\n"
+    delivery = Delivery(
+        issue_id=issue_id,
+        subscriber_id=subscriber_id,
+        purpose=purpose,
+        recipient=recipient,
+        content=head + sep[2:] + body,
+        message_id=message_id,
+        status="queued",
+        created_at=clock(),
+    )
+    session.add(delivery)
+    session.commit()
+    return delivery
