@@ -406,3 +406,35 @@ def test_a_form_the_sign_up_cannot_read_gets_the_form_again(site):
     assert response.status_code == 400
     assert page(response).xpath("//input[@name='email']")
     assert confirm_deliveries(settings) == []
+
+
+def test_the_purge_keeps_a_bounced_confirmation_counted_but_detached(home, clock):
+    from newsletter.models import InboundMessage
+
+    settings = home.settings
+    with open_session(settings) as session:
+        old = signup.invite(session, settings, clock, "rebond@example.org").subscriber
+        session.add(
+            InboundMessage(
+                digest="d1",
+                received_at=clock(),
+                kind="hard-bounce",
+                action="bounced",
+                subscriber_id=old.id,
+                detail="550 5.1.1 rebond@example.org: no such user",
+                raw=b"To: rebond@example.org",
+            )
+        )
+        session.commit()
+    clock.now += timedelta(days=8)
+    with open_session(settings) as session:
+        assert signup.purge_expired(session, settings, clock()) == 1
+        session.commit()
+        [kept] = session.exec(select(InboundMessage))
+        assert (kept.kind, kept.subscriber_id, kept.raw, kept.detail) == (
+            "hard-bounce",
+            None,
+            None,
+            "",
+        )
+        assert subscribers.find(session, "rebond@example.org") is None
