@@ -19,6 +19,7 @@ from sqlmodel import Session, col, delete, select, update
 
 from newsletter import tokens
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.delivery.ledger import queue_single
 from newsletter.delivery.message import compose_simple, sender_domain
 from newsletter.errors import ConflictError
@@ -31,7 +32,7 @@ from newsletter.weeks import Clock
 
 def confirm_url(settings: Settings, subscriber: Subscriber) -> str:
     """The personal link that confirms a sign-up."""
-    token = tokens.sign(settings.secret_key(), "confirm", subscriber.id, subscriber.email)
+    token = tokens.sign(instance_secret(settings), "confirm", subscriber.id, subscriber.email)
     return f"{settings.base_url.rstrip('/')}/confirm/{token}"
 
 

@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from newsletter import tokens
 from newsletter.audit import record
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.delivery.message import unsubscribe_url as message_unsubscribe_url
 from newsletter.errors import ConflictError, InputError, NotFoundError
 from newsletter.models import SUBSCRIBER_STATUSES, Subscriber
@@ -301,7 +302,7 @@ def import_csv(
 
 def unsubscribe_url(settings: Settings, subscriber: Subscriber) -> str:
     """The personal one-click unsubscribe link (also the List-Unsubscribe HTTPS URL)."""
-    token = tokens.sign(settings.secret_key(), "unsubscribe", subscriber.id, subscriber.email)
+    token = tokens.sign(instance_secret(settings), "unsubscribe", subscriber.id, subscriber.email)
     return message_unsubscribe_url(settings, token)
 
 
@@ -311,7 +312,7 @@ def _by_token(session: Session, settings: Settings, purpose: str, token: str) ->
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id < 2**62 else None
     if subscriber is None:
         raise tokens.BadToken("token: signature does not match")
-    tokens.verify(settings.secret_key(), purpose, token, subscriber.email)
+    tokens.verify(instance_secret(settings), purpose, token, subscriber.email)
     return subscriber
 
 
