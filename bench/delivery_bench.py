@@ -39,7 +39,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from newsletter import db  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.db import open_session  # noqa: E402
+from newsletter.db import instance_secret, open_session  # noqa: E402
 from newsletter.delivery import send_outbox, write_issue_outbox  # noqa: E402
 from newsletter.delivery.claims import ClaimFilter, claim, release  # noqa: E402
 from newsletter.delivery.send import _Run, envelope_sender, make_message  # noqa: E402
@@ -160,7 +160,7 @@ def prepared(settings) -> list[tuple[str, str, bytes]]:
     """(envelope sender, recipient, bytes) for every row, made and signed as `send` does."""
     with open_session(settings) as session:
         run = _Run(settings, clock, session.get_bind(), ClaimFilter(NOW), None, None, None,
-                   dkim_signer(settings), None, secret=settings.secret_key())  # fmt: skip
+                   dkim_signer(settings), None, secret=instance_secret(settings))  # fmt: skip
         rows = claim(session, run.me, ClaimFilter(NOW, take_over=True), 10**9)
         out = [(envelope_sender(run, r), r.recipient, make_message(run, session, r)) for r in rows]
         release(session, run.me)

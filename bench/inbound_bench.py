@@ -17,7 +17,7 @@ from pathlib import Path
 
 from newsletter import tokens
 from newsletter.config import load_settings
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.models import Subscriber
 from newsletter.returnpath import return_path
 from newsletter.returns import read_maildir
@@ -37,7 +37,7 @@ def main(count: int) -> None:
         session.add_all(readers)
         session.commit()
         ids = [(reader.id, reader.email) for reader in readers]
-    secret, box = settings.secret_key(), home / "returns"
+    secret, box = instance_secret(settings), home / "returns"
     for sub in ("new", "cur", "tmp"):
         (box / sub).mkdir(parents=True)
     template = SAMPLE.read_text()

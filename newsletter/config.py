@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -22,6 +22,8 @@ class Settings:
 
     home: Path = Path("var")
     database_url: str = ""  # default: sqlite file in home
+    # The key that signs tokens, sessions and Message-IDs (hex); empty: the database's own.
+    secret: str = field(default="", repr=False)
     templates_dir: Path = PROJECT_ROOT / "templates"
     timezone: str = "Europe/Paris"
     send_day: str = "thu"
@@ -91,7 +93,7 @@ class Settings:
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.home / 'jeudis.db').as_posix()}"
+        return self.database_url or default_database_url(self.home)
 
     @property
     def outbox_dir(self) -> Path:
@@ -110,16 +112,10 @@ class Settings:
     def log_dir(self) -> Path:
         return self.home / "logs"
 
-    def secret_key(self) -> bytes:
-        """The instance secret (signs unsubscribe links and sessions), created on first use."""
-        path = self.home / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_hex(32))
-            tmp.chmod(0o600)
-            os.replace(tmp, path)
-        return bytes.fromhex(path.read_text().strip())
+
+def default_database_url(home: Path) -> str:
+    """The embedded default: a SQLite file in the instance folder (tests swap this function)."""
+    return f"sqlite:///{(home / 'jeudis.db').as_posix()}"
 
 
 def _coerce(name: str, kind: Any, value: Any, origin: str) -> Any:
@@ -183,6 +179,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"send_time: {settings.send_time!r} is not HH:MM")
     if not settings.base_url.startswith(("http://", "https://")):
         raise SettingsError(f"base_url: {settings.base_url!r} must start with http:// or https://")
+    if settings.secret and not re.fullmatch(r"(?:[0-9a-fA-F]{2}){32,}", settings.secret):
+        raise SettingsError("secret: must be at least 64 hexadecimal characters")
     for proxy in settings.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)

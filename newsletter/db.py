@@ -1,7 +1,15 @@
-"""The database edge: engine, sessions, and Alembic migrations applied from code."""
+"""The database edge: engines (SQLite or PostgreSQL), sessions, migrations, the instance secret.
+
+Every failure an operator can cause here becomes one line: a bad or unsupported
+`database_url`, a missing driver or a file that is not a SQLite database is bad input (exit 2);
+a database that cannot be reached is a runtime failure (exit 1) naming host and port.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,40 +23,169 @@ from alembic.script import ScriptDirectory
 from sqlmodel import Session, create_engine
 
 from newsletter.config import Settings
-from newsletter.errors import JeudisError
+from newsletter.errors import InputError, JeudisError, SettingsError
+from newsletter.models import InstanceSecret
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+POSTGRES_EXTRA = "pip install 'jeudis-odd17[postgres]'"
+SQLITE_HEADER = b"SQLite format 3\x00"
+MIGRATION_LOCK = 0x6A65756469730001  # "jeudis" 1: PostgreSQL advisory lock key
+
+
+class DatabaseError(JeudisError):
+    """The database cannot be reached or fails under us: exit 1."""
+
+
+def is_postgres(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def is_sqlite(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def database_url(settings: Settings) -> sa.URL:
+    """The configured URL, checked; a bare `postgresql://` means psycopg 3."""
+    try:
+        url = sa.make_url(settings.db_url)
+    except sa.exc.ArgumentError:
+        scheme = settings.db_url.partition(":")[0]
+        raise SettingsError(
+            f"database_url: {scheme!r}… is not a database URL "
+            "(sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/NAME)"
+        ) from None
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingsError(
+            f"database_url: {backend} is not supported (sqlite:/// or postgresql+psycopg://)"
+        )
+    return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
+
+
+def describe(url: sa.URL) -> str:
+    """Where the database is, for messages: the SQLite file, or host:port/name."""
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+def make_home(home: Path) -> None:
+    """Create the instance folder readable by its owner only (0700); leave an existing one."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def make_engine(settings: Settings) -> sa.Engine:
-    """An engine for the configured URL; SQLite gets WAL and foreign keys."""
-    url = settings.db_url
-    if url.startswith("sqlite:///"):
-        settings.home.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return create_engine(url)
+    """An engine for the configured URL; SQLite gets WAL and foreign keys, every engine a
+    pre-ping so a database restart costs one reconnect, not a failed request."""
+    url = database_url(settings)
+    make_home(settings.home)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ImportError as exc:  # also SQLAlchemy's NoSuchModuleError
+        raise InputError(
+            f"database_url: no driver for {url.drivername} ({exc}): {POSTGRES_EXTRA}"
+        ) from None
 
 
-def alembic_config(engine: sa.Engine) -> Config:
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        _check_sqlite_file(Path(url.database))
+    engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a file that is not a SQLite database, an empty one included: SQLite would take
+    it as a new empty instance. A missing one is created whole (header written, owner-only
+    0600) under a temporary name, then linked in place, so an empty `jeudis.db` is never
+    ours; SQLite gives its -wal and -shm files the same mode."""
+    try:
+        if not path.exists():
+            _create_sqlite_file(path)
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise DatabaseError(f"database {path}: {exc.strerror or exc}") from None
+    if header != SQLITE_HEADER:
+        raise not_sqlite(path, "the file is empty" if not header else "no SQLite header")
+
+
+def _create_sqlite_file(path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    try:
+        conn = sqlite3.connect(tmp)
+        conn.execute("PRAGMA journal_mode=WAL")  # writes the header
+        conn.close()
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first: theirs is as good
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def not_sqlite(path: Path | str, reason: object) -> InputError:
+    return InputError(f"database {path} is not a SQLite database (or is corrupt): {reason}")
+
+
+def database_failure(url: sa.URL, exc: sa.exc.DBAPIError) -> JeudisError:
+    """One line for a driver's error: unreachable (exit 1) or a corrupt SQLite file (exit 2)."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if url.get_backend_name() == "sqlite":
+        if not isinstance(exc, sa.exc.OperationalError):  # "file is not a database", "malformed"
+            return not_sqlite(url.database, reason)
+        return DatabaseError(f"database {describe(url)}: {reason}")
+    if isinstance(exc, sa.exc.OperationalError):
+        return DatabaseError(f"database {describe(url)} is unreachable: {reason}")
+    return DatabaseError(f"database {describe(url)}: {reason}")
+
+
+def alembic_config(engine: sa.Engine, home: Path | None = None) -> Config:
+    """Alembic's configuration; `home` lets a migration find the instance's old files."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
+    cfg.attributes["home"] = home
     return cfg
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Create or upgrade the schema to the newest revision."""
-    command.upgrade(alembic_config(engine), "head")
+def migrate(engine: sa.Engine, home: Path | None = None) -> None:
+    """Create or upgrade the schema to the newest revision (one process at a time)."""
+    with migration_lock(engine):
+        command.upgrade(alembic_config(engine, home), "head")
+
+
+@contextmanager
+def migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Machines starting at once on one new database must not both create its tables: the
+    others wait, then find the schema at head. PostgreSQL: an advisory lock held by a
+    connection of its own; SQLite: flock on the database file (Linux keeps it apart from
+    the POSIX locks SQLite itself takes)."""
+    if is_postgres(engine):
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                conn.commit()
+    elif engine.url.database and engine.url.database != ":memory:":
+        with open(engine.url.database, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield  # closing the file releases the lock
+    else:
+        yield
 
 
 def check_schema(engine: sa.Engine) -> None:
@@ -65,6 +202,7 @@ def check_schema(engine: sa.Engine) -> None:
 
 _lock = threading.Lock()
 _engines: dict[str, sa.Engine] = {}
+_secrets: dict[str, bytes] = {}
 
 
 def engine_for(settings: Settings, *, upgrade: bool = True) -> sa.Engine:
@@ -78,7 +216,10 @@ def engine_for(settings: Settings, *, upgrade: bool = True) -> sa.Engine:
         if engine is None:
             engine = make_engine(settings)
             try:
-                migrate(engine) if upgrade else check_schema(engine)
+                migrate(engine, settings.home) if upgrade else check_schema(engine)
+            except sa.exc.DBAPIError as exc:
+                engine.dispose()
+                raise database_failure(engine.url, exc) from None
             except BaseException:
                 engine.dispose()
                 raise
@@ -86,8 +227,36 @@ def engine_for(settings: Settings, *, upgrade: bool = True) -> sa.Engine:
     return engine
 
 
+def forget_engines(urls: set[str] | None = None) -> None:
+    """Close and forget cached engines (all, or those of `urls`), e.g. before dropping a
+    database; the next `engine_for` opens a new one."""
+    with _lock:
+        for url in list(_engines) if urls is None else urls:
+            engine = _engines.pop(url, None)
+            _secrets.pop(url, None)
+            if engine is not None:
+                engine.dispose()
+
+
 @contextmanager
 def open_session(settings: Settings, *, upgrade: bool = True) -> Iterator[Session]:
     """A session on an up-to-date schema (migrations are applied when `upgrade`)."""
     with Session(engine_for(settings, upgrade=upgrade), expire_on_commit=False) as session:
         yield session
+
+
+def instance_secret(settings: Settings) -> bytes:
+    """The key that signs tokens, sessions and Message-IDs: the `secret` setting if given,
+    else the database's own (one row, created by the migrations), so every machine on one
+    database signs alike. Read once per database and process."""
+    if settings.secret:
+        return bytes.fromhex(settings.secret)
+    url = settings.db_url
+    secret = _secrets.get(url)
+    if secret is None:
+        with engine_for(settings).connect() as conn:
+            value = conn.execute(sa.select(InstanceSecret.value)).scalar()
+        if value is None:
+            raise DatabaseError("the instance secret is missing from the database")
+        secret = _secrets[url] = bytes.fromhex(value)
+    return secret

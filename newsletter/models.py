@@ -1,4 +1,4 @@
-"""The tables: content items, issues, subscribers, deliveries, feeds."""
+"""The tables: content items, issues, subscribers, deliveries, feeds, the instance secret."""
 
 from __future__ import annotations
 
@@ -271,3 +271,12 @@ class IssueSubject(SQLModel, table=True):
     week_key: str = Field(primary_key=True)
     subject: str
     updated_at: datetime = aware()
+
+
+class InstanceSecret(SQLModel, table=True):
+    """The one key that signs tokens, sessions and Message-IDs, shared by every machine."""
+
+    __tablename__ = "instance_secret"
+
+    id: int = Field(default=1, primary_key=True)
+    value: str  # hex

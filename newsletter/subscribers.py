@@ -26,6 +26,7 @@ from sqlmodel import Session, col, delete, select, update
 from newsletter import tokens
 from newsletter.audit import record
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.delivery.ledger import queue_single
 from newsletter.delivery.message import compose_simple, sender_domain
 from newsletter.delivery.message import unsubscribe_url as message_unsubscribe_url
@@ -305,13 +306,13 @@ def import_csv(
 
 def confirm_url(settings: Settings, subscriber: Subscriber) -> str:
     """The personal link that confirms a sign-up."""
-    token = tokens.sign(settings.secret_key(), "confirm", subscriber.id, subscriber.email)
+    token = tokens.sign(instance_secret(settings), "confirm", subscriber.id, subscriber.email)
     return f"{settings.base_url.rstrip('/')}/confirm/{token}"
 
 
 def unsubscribe_url(settings: Settings, subscriber: Subscriber) -> str:
     """The personal one-click unsubscribe link (also the List-Unsubscribe HTTPS URL)."""
-    token = tokens.sign(settings.secret_key(), "unsubscribe", subscriber.id, subscriber.email)
+    token = tokens.sign(instance_secret(settings), "unsubscribe", subscriber.id, subscriber.email)
     return message_unsubscribe_url(settings, token)
 
 
@@ -461,7 +462,7 @@ def _by_token(session: Session, settings: Settings, purpose: str, token: str) ->
     subscriber = session.get(Subscriber, subscriber_id) if subscriber_id < 2**62 else None
     if subscriber is None:
         raise tokens.BadToken("token: signature does not match")
-    tokens.verify(settings.secret_key(), purpose, token, subscriber.email)
+    tokens.verify(instance_secret(settings), purpose, token, subscriber.email)
     return subscriber
 
 

@@ -18,7 +18,7 @@ from jeudis_cli import FIXTURES, MONDAY
 from newsletter import subscribers, tokens
 from newsletter.cli import App, main
 from newsletter.config import load_settings
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.models import ContentItem, Delivery, Issue
 from newsletter.returnpath import return_path
 
@@ -43,7 +43,7 @@ def render(name: str, settings, ids: dict[str, int], week: str | None = None) ->
 
     `week` moves the message to another issue (its VERP address and its Message-ID)."""
     raw = (RETURNS / name).read_bytes()
-    secret = settings.secret_key()
+    secret = instance_secret(settings)
 
     def sign(found: re.Match) -> str:
         forged, what, email, tag = found.groups()

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 import lxml.html
+import pytest
 from jeudis_cli import FIXTURES, REPO, run
 from sqlmodel import select
 
@@ -196,6 +197,7 @@ def test_two_builds_at_once_make_one_issue(tmp_path):
         assert len(session.exec(select(Delivery)).all()) == len(READERS)
 
 
+@pytest.mark.sqlite_only("PRAGMA synchronous is a SQLite setting")
 def test_the_build_leaves_sqlite_fully_synchronous(tmp_path):
     # The outbox relaxes fsyncs between its batches; later commits must be durable again.
     settings = instance(tmp_path)

@@ -15,7 +15,7 @@ from test_message import realistic_issue
 
 from newsletter import tokens
 from newsletter.config import load_settings
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.delivery import export_outbox, queue_single, send_at, write_issue_outbox
 from newsletter.delivery.ledger import BATCH, top_up
 from newsletter.delivery.message import compose_simple
@@ -104,7 +104,7 @@ def test_one_row_per_active_subscriber_and_the_message_stored_once(home, tmp_pat
     assert seen == [3]
     assert not list(settings.home.rglob("*.eml"))  # nothing written to files at build time
     assert len(session.exec(select(IssueMessage)).all()) == 1
-    secret = settings.secret_key()
+    secret = instance_secret(settings)
     messages = exported(settings, session, tmp_path)
     for row in session.exec(select(Delivery)):
         msg = messages[row.recipient]
@@ -144,7 +144,7 @@ def test_building_twice_adds_nothing_and_changes_nothing(home):
 
 def test_two_builders_at_once_make_one_row_per_reader(home):
     settings, session, issue = home
-    settings.secret_key()  # the instance exists already (its secret is not what is tested)
+    instance_secret(settings)  # the instance exists already (its secret is not what is tested)
     errors = []
 
     def build():

@@ -10,12 +10,13 @@ import re
 import httpx
 import lxml.html
 import pytest
+import sqlalchemy as sa
 from jeudis_cli import MONDAY, REPO, run
 from sqlmodel import select
 from web_server import eventually
 
 from newsletter import privacy, subscribers
-from newsletter.db import open_session
+from newsletter.db import engine_for, open_session
 from newsletter.models import Delivery, Subscriber, Suppression
 from newsletter.web import create_app
 
@@ -135,7 +136,14 @@ def test_export_of_an_unknown_address_says_nothing_is_held(home):
 
 
 def database_bytes(home) -> bytes:
-    return b"".join(p.read_bytes() for p in home.path.glob("jeudis.db*") if p.is_file())
+    """All the database holds: the SQLite files' bytes, or every row of every table."""
+    settings = home.settings
+    if settings.db_url.startswith("sqlite"):
+        return b"".join(p.read_bytes() for p in home.path.glob("jeudis.db*") if p.is_file())
+    with engine_for(settings).connect() as conn:
+        tables = sa.inspect(conn).get_table_names()
+        rows = [row for t in tables for row in conn.execute(sa.text(f'SELECT * FROM "{t}"'))]
+    return repr(rows).encode()
 
 
 def test_forget_erases_the_reader_and_no_import_brings_them_back(home, tmp_path):

@@ -16,7 +16,7 @@ from smtp_server import SmtpServer
 from sqlmodel import select
 
 from newsletter import tokens
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.models import Delivery, Subscriber
 from newsletter.returnpath import return_path
 
@@ -38,7 +38,7 @@ def test_mailto_unsubscribes_and_replies_reach_inbound_through_postfix(home, clo
     home = home.with_env(**env)
     settings = home.settings
     ids = add_readers(settings, clock)
-    secret = settings.secret_key()
+    secret = instance_secret(settings)
     token = {email: tokens.sign(secret, "unsubscribe", sid, email) for email, sid in ids.items()}
     local, _, domain = UNSUBSCRIBE.partition("@")
     forged = token["carol@example.com"][:-1] + "x"

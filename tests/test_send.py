@@ -25,7 +25,7 @@ from jeudis_cli import run
 from smtp_server import free_port
 
 from newsletter import subscribers
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.delivery import RelayError, send_outbox
 from newsletter.delivery.locks import sender_lock
 from newsletter.errors import JeudisError
@@ -42,7 +42,7 @@ def test_sends_each_message_once_dated_at_delivery_from_its_verp_address(home, c
     received = smtp_server.handler.messages
     assert [m.message_id for m in received] == ids  # oldest first
     assert [m.recipients for m in received] == [[a] for a in ADDRESSES]
-    secret = home.settings.secret_key()
+    secret = instance_secret(home.settings)
     rows = deliveries(home)
     for message in received:
         date = parsedate_to_datetime(message.message["Date"])

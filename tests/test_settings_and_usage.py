@@ -21,6 +21,11 @@ def test_file_then_environment(tmp_path):
     assert settings.send_rate == 2.5
     assert settings.send_after_build is True
     assert settings.base_url == "https://jeudis.example.org"
+
+
+@pytest.mark.sqlite_only("the default database is a SQLite file in JEUDIS_HOME")
+def test_the_default_database_is_a_file_in_home(tmp_path):
+    settings = load_settings({"JEUDIS_HOME": str(tmp_path)})
     assert settings.db_url == f"sqlite:///{tmp_path.as_posix()}/jeudis.db"
 
 
@@ -91,5 +96,4 @@ def test_a_database_that_cannot_be_opened_is_one_line(tmp_path):
         },
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("error: database:")
-    assert "Traceback" not in result.stderr
+    assert result.stderr == f"error: database {blocker}/jeudis.db: Not a directory\n"

@@ -20,7 +20,7 @@ from web_server import LiveServer, eventually
 
 from newsletter import subscribers, tokens
 from newsletter.config import Settings, load_settings
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.models import Delivery, Subscriber
 from newsletter.web import create_app
 
@@ -59,7 +59,7 @@ def reader(settings) -> Subscriber:
 
 def token(settings, purpose="unsubscribe", email=ADDRESS, secret=None) -> str:
     row = reader(settings)
-    return tokens.sign(secret or settings.secret_key(), purpose, row.id, email)
+    return tokens.sign(secret or instance_secret(settings), purpose, row.id, email)
 
 
 def page(response: httpx.Response):

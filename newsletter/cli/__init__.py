@@ -36,8 +36,9 @@ class JeudisGroup(click.Group):
         except JeudisError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except sqlalchemy.exc.OperationalError as exc:
-            click.echo(f"error: database: {exc.orig}", err=True)
+        except sqlalchemy.exc.DBAPIError as exc:  # the database failed under a command
+            reason = str(exc.orig or exc).strip().splitlines() or [type(exc.orig).__name__]
+            click.echo(f"error: database: {reason[0]}", err=True)
             sys.exit(1)
         except OSError as exc:
             click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)

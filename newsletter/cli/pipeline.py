@@ -14,7 +14,7 @@ from newsletter.build import BuildReport, build_issue, calendar, preview_issue
 from newsletter.cli import App, pass_app
 from newsletter.cli.editors import note
 from newsletter.content import import_content
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.files import write_atomic
 from newsletter.models import KINDS
 from newsletter.render import as_preview
@@ -42,7 +42,7 @@ def init(app: App) -> None:
         pass
     for folder in (settings.outbox_dir, settings.archive_dir, settings.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    settings.secret_key()
+    instance_secret(settings)  # the signing key exists from now on
     click.echo(f"instance ready in {settings.home.resolve()}")
 
 

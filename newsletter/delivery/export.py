@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.delivery.claims import issue_rows
 from newsletter.delivery.ledger import BATCH
 from newsletter.delivery.message import load_template
@@ -52,7 +53,7 @@ def export_outbox(
     if maildir:  # fixed names in new/ (Maildir only asks them to be unique): idempotent
         for sub in ("tmp", "new", "cur"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
-    secret, now = settings.secret_key(), clock().astimezone(settings.tz)
+    secret, now = instance_secret(settings), clock().astimezone(settings.tz)
     written = missing = last_id = 0
     while rows := issue_rows(session, issue.id, last_id, BATCH):
         for row in rows:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.delivery.message import (
     compose,
     dump_template,
@@ -95,7 +96,7 @@ def add_recipients(
 ) -> int:
     """Queue the issue for every active subscriber without a row for it, BATCH at a time
     (keyset pagination: memory does not grow with the list). Returns the rows added."""
-    secret, domain, now = settings.secret_key(), sender_domain(settings), clock()
+    secret, domain, now = instance_secret(settings), sender_domain(settings), clock()
     insert = _insert_pg if session.get_bind().dialect.name == "postgresql" else _insert_rows
     # A first build skips the "has no row yet" test: ON CONFLICT covers a second builder, and
     # PostgreSQL planned that anti-join badly against a table growing under it (4.8x slower).

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.delivery import claims
 from newsletter.delivery.claims import Claimed, ClaimFilter
 from newsletter.delivery.classify import Answer, Breaker, Verdict, classify
@@ -310,7 +311,7 @@ def send_outbox(
         run = _Run(
             settings, clock, bind, where, limit,
             Pacer(settings.send_rate if rate is None else rate, monotonic, sleep),
-            sleep, sign, progress, secret=settings.secret_key(),
+            sleep, sign, progress, secret=instance_secret(settings),
             db_lock=threading.Lock() if sqlite else nullcontext(),
         )  # fmt: skip
         run.report.expired = claims.expire_overdue(

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
+from newsletter.db import instance_secret
 from newsletter.delivery.ledger import queue_single
 from newsletter.delivery.message import compose_simple, sender_domain
 from newsletter.models import Delivery, InboundMessage, Issue, Subscriber
@@ -69,7 +70,7 @@ def _decision(session: Session, settings: Settings, raw: bytes) -> Decision:
         return Decision("unreadable", "keep", None, None, exc.reason)
     except Exception as exc:  # whatever a broken message does to a parser, it is kept, not lost
         return Decision("unreadable", "keep", None, None, f"cannot be parsed ({exc!r})"[:500])
-    secret, readers = settings.secret_key(), SessionReaders(session)
+    secret, readers = instance_secret(settings), SessionReaders(session)
     return decide(returned, identify(returned, secret, readers, settings.bounce_address))
 
 

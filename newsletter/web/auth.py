@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from newsletter import accounts
 from newsletter.accounts import PASSWORD_MIN, Identity, hash_password, parse_hash, verify_password
 from newsletter.config import Settings
-from newsletter.db import open_session
+from newsletter.db import instance_secret, open_session
 from newsletter.errors import InputError, SettingsError
 from newsletter.web.guard import Gate, is_loopback
 from newsletter.weeks import Clock
@@ -69,7 +69,7 @@ def check_desk_settings(settings: Settings) -> None:
 
 def session_secret(settings: Settings) -> str:
     """A key for session cookies, derived from the instance secret (never the secret itself)."""
-    return hmac.new(settings.secret_key(), b"jeudis desk session", hashlib.sha256).hexdigest()
+    return hmac.new(instance_secret(settings), b"jeudis desk session", hashlib.sha256).hexdigest()
 
 
 def csrf_token(request: Request) -> str:

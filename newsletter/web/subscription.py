@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from newsletter import ratelimit, subscribers
 from newsletter.config import Settings
-from newsletter.db import engine_for
+from newsletter.db import engine_for, instance_secret
 from newsletter.subscribers import InvalidAddress
 from newsletter.tokens import BadToken
 from newsletter.web import web_templates
@@ -133,7 +133,7 @@ class Subscription:
         limit = self.settings.signup_per_client_per_hour
         if limit <= 0:
             return True
-        key = ratelimit.client_key(self.settings.secret_key(), self.gate.client_address(scope))
+        key = ratelimit.client_key(instance_secret(self.settings), self.gate.client_address(scope))
         with self.session() as session:
             return ratelimit.allow(session, "signup", key, self.clock(), limit, timedelta(hours=1))
 
