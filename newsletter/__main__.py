@@ -1,3 +1,3 @@
 from newsletter.cli import main
 
-main()
+main(prog_name="jeudis")

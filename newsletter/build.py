@@ -5,7 +5,7 @@ The CLI, the scheduler and the web desk all call these; none re-implements a ste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlmodel import Session, col, func, select
@@ -15,7 +15,7 @@ from newsletter.delivery import write_issue_outbox
 from newsletter.errors import QueueDryError
 from newsletter.locks import instance_lock
 from newsletter.models import KINDS, ContentItem, Issue, Subscriber
-from newsletter.pick import Calendar, Selection, pick, plan
+from newsletter.pick import Calendar, Selection, closes_on, never_out, pick, plan
 from newsletter.publish import issue_url
 from newsletter.queue import queued_items
 from newsletter.render import IssueInfo, RenderedIssue, render
@@ -53,6 +53,10 @@ class CalendarView:
     dry_since: dict[str, date | None]
     queued: dict[str, int]
     proposed: dict[str, int]  # waiting for an editor's approval: not in the runway
+    never: list[ContentItem] = field(default_factory=list)  # will expire before their turn
+
+
+HORIZON_WEEKS = 104  # how far ahead `plan` looks for items whose window closes too soon
 
 
 def the_thursday(day: date) -> date:
@@ -86,7 +90,8 @@ def calendar(session: Session, settings: Settings, today: date, count: int = 8) 
         i.week_key: i for i in session.exec(select(Issue).where(col(Issue.thursday) >= coming[0]))
     }
     pending = [d for d in coming if week_key(d) not in built]
-    simulated: Calendar = plan(queued_items(session), pending)
+    candidates = queued_items(session)
+    simulated: Calendar = plan(candidates, pending)
     by_day = {s.thursday: s for s in simulated.weeks}
     number = (_max_number(session) or settings.first_issue_number - 1) + 1
     weeks = []
@@ -109,7 +114,19 @@ def calendar(session: Session, settings: Settings, today: date, count: int = 8) 
     counts = {(kind, status): n for kind, status, n in rows}
     queued = {kind: counts.get((kind, "queued"), 0) for kind in KINDS}
     proposed = {kind: counts.get((kind, "proposed"), 0) for kind in KINDS}
-    return CalendarView(weeks, simulated.runway, simulated.dry_since, queued, proposed)
+    never = _never_out(candidates, set(built), today)
+    return CalendarView(weeks, simulated.runway, simulated.dry_since, queued, proposed, never)
+
+
+def _never_out(candidates: list[ContentItem], built: set[str], today: date) -> list[ContentItem]:
+    """The queued items whose window closes before their turn comes, simulated as far as the
+    last window closes (at most HORIZON_WEEKS), soonest closing first."""
+    closing = [day for item in candidates if (day := closes_on(item)) is not None]
+    if not closing:
+        return []
+    count = min(HORIZON_WEEKS, max(1, (max(closing) - today).days // 7 + 2))
+    horizon = [day for day in thursdays(today, count) if week_key(day) not in built]
+    return sorted(never_out(candidates, plan(candidates, horizon)), key=closes_on)
 
 
 def _dry_message(session: Session, selection: Selection) -> str:

@@ -7,6 +7,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +15,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from newsletter.errors import SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipped_folder(name: str) -> Path:
+    """A data folder that ships in the wheel as newsletter/_NAME (see pyproject.toml), else the
+    top-level folder of the checkout this code runs from (an editable install, a clone)."""
+    inside = Path(str(resources.files("newsletter"))) / f"_{name}"
+    return inside if inside.is_dir() else PROJECT_ROOT / name
+
+
+TEMPLATES_DIR = shipped_folder("templates")
+SAMPLE_CONTENT_DIR = shipped_folder("content")
 
 
 @dataclass(frozen=True)
@@ -24,7 +36,7 @@ class Settings:
     database_url: str = ""  # default: sqlite file in home
     # The key that signs tokens, sessions and Message-IDs (hex); empty: the database's own.
     secret: str = field(default="", repr=False)
-    templates_dir: Path = PROJECT_ROOT / "templates"
+    templates_dir: Path = TEMPLATES_DIR
     timezone: str = "Europe/Paris"
     send_day: str = "thu"
     send_time: str = "08:00"
@@ -96,6 +108,11 @@ class Settings:
         return self.database_url or default_database_url(self.home)
 
     @property
+    def content_root(self) -> Path | None:
+        """The `content_dir` setting as a folder (None when not set)."""
+        return Path(self.content_dir) if self.content_dir else None
+
+    @property
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
 
@@ -144,10 +161,14 @@ def _coerce(name: str, kind: Any, value: Any, origin: str) -> Any:
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read `$JEUDIS_HOME/jeudis.toml` then `JEUDIS_*` variables (environment wins)."""
+    """Read `$JEUDIS_HOME/jeudis.toml` then `JEUDIS_*` variables (environment wins).
+
+    Every value is checked here, so a wrong one stops any command at once with one line
+    naming the file (or variable), the setting and what is wrong."""
     env = os.environ if environ is None else environ
     home = Path(env.get("JEUDIS_HOME", "var"))
     values: dict[str, Any] = {"home": home}
+    origins: dict[str, str] = {}
     types = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
     toml_path = home / "jeudis.toml"
     if toml_path.exists():
@@ -159,26 +180,46 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
             if key not in types or key == "home":
                 raise SettingsError(f"{toml_path}: {key}: unknown setting")
             values[key] = _coerce(key, types[key], value, str(toml_path))
+            origins[key] = str(toml_path)
     for key, kind in types.items():
         env_key = f"JEUDIS_{key.upper()}"
         if key != "home" and env_key in env:
             values[key] = _coerce(key, kind, env[env_key], env_key)
+            origins[key] = env_key
     values.update(overrides)
     settings = Settings(**values)
-    _check(settings)
+    try:
+        _check(settings)
+    except SettingsError as exc:  # each check names its setting first: add where it came from
+        setting = str(exc).partition(":")[0]
+        raise SettingsError(f"{origins.get(setting, 'settings')}: {exc}") from None
     return settings
 
 
+SEND_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the scheduler's day names
+SMTP_SCHEMES = ("smtp://", "smtp+starttls://", "smtps://")
+# Numbers that must be above zero (the port is checked on its own).
+POSITIVE = ("send_rate", "smtp_timeout", "feed_timeout", "feed_max_bytes", "summary_max_chars")
+
+
+def _is_hh_mm(text: str) -> bool:
+    hour, _, minute = text.partition(":")
+    return (
+        len(minute) == 2
+        and hour.isdigit()
+        and minute.isdigit()
+        and int(hour) < 24
+        and int(minute) < 60
+    )
+
+
 def _check(settings: Settings) -> None:
-    try:
-        settings.tz  # noqa: B018
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"timezone: {settings.timezone!r} is not a known time zone") from None
-    hour, _, minute = settings.send_time.partition(":")
-    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
-        raise SettingsError(f"send_time: {settings.send_time!r} is not HH:MM")
+    """Raise SettingsError("<setting>: <what is wrong>") for the first wrong value."""
+    _check_schedule_and_numbers(settings)
     if not settings.base_url.startswith(("http://", "https://")):
         raise SettingsError(f"base_url: {settings.base_url!r} must start with http:// or https://")
+    if not settings.smtp_url.startswith(SMTP_SCHEMES):
+        raise SettingsError(f"smtp_url: must start with {', '.join(SMTP_SCHEMES)}")
     if settings.secret and not re.fullmatch(r"(?:[0-9a-fA-F]{2}){32,}", settings.secret):
         raise SettingsError("secret: must be at least 64 hexadecimal characters")
     for proxy in settings.trusted_proxies:
@@ -197,6 +238,26 @@ def _check(settings: Settings) -> None:
     for name in ("inbound_poll_minutes", "soft_bounce_limit"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: {getattr(settings, name)} must be at least 1")
+
+
+def _check_schedule_and_numbers(settings: Settings) -> None:
+    try:
+        settings.tz  # noqa: B018
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"timezone: {settings.timezone!r} is not a known time zone") from None
+    if settings.send_day not in SEND_DAYS:
+        raise SettingsError(f"send_day: {settings.send_day!r} is not one of {', '.join(SEND_DAYS)}")
+    for name in ("send_time", "feed_fetch_time"):
+        if not _is_hh_mm(getattr(settings, name)):
+            raise SettingsError(f"{name}: {getattr(settings, name)!r} is not HH:MM")
+    for name in POSITIVE:
+        if not getattr(settings, name) > 0:
+            raise SettingsError(f"{name}: {getattr(settings, name)!r} must be above 0")
+    for name in ("first_issue_number", "feed_max_age_days"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name}: {getattr(settings, name)!r} must not be negative")
+    if not 0 < settings.web_port < 65536:
+        raise SettingsError(f"web_port: {settings.web_port!r} is not a port (1 to 65535)")
 
 
 def with_home(settings: Settings, home: Path) -> Settings:

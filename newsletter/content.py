@@ -29,6 +29,7 @@ KEYS = {
     "priority": "priority",
 }
 REQUIRED = ("kind", "title", "url")
+ROOT_MARKER = ".jeudis-content"  # marks the top of a content folder (see content_root)
 _FIELD_OF_ERROR = re.compile(r"^(\w+): ")
 
 
@@ -139,26 +140,44 @@ def content_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.md") if p.is_file() and not p.name.startswith("."))
 
 
+def content_root(path: Path, content_dir: Path | None = None) -> Path:
+    """The folder a content file's identity is taken from, whatever was imported (the root,
+    a sub-folder or one file): the nearest folder at or above `path` that holds a
+    `.jeudis-content` marker, else `content_dir` (the setting) when `path` is inside it,
+    else the folder given (a file's own folder)."""
+    start = path.resolve()
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ROOT_MARKER).is_file():
+            return candidate
+    if content_dir is not None and folder.is_relative_to(content_dir.resolve()):
+        return content_dir.resolve()
+    return folder
+
+
 def source_key_of(path: Path, root: Path) -> str:
-    """A content file's identity in the queue: its path under the imported folder."""
-    base = root if root.is_dir() else root.parent
-    return "file:" + path.resolve().relative_to(base.resolve()).as_posix()
+    """A content file's identity in the queue: its path under its content root."""
+    return "file:" + path.resolve().relative_to(root.resolve()).as_posix()
 
 
-def import_content(session: Session, root: Path, clock: Clock) -> ImportReport:
-    """Import every file under `root`: new files are queued, changed ones updated, bad ones
-    reported; good files go in even when others are bad, all in one transaction."""
+def import_content(
+    session: Session, path: Path, clock: Clock, content_dir: Path | None = None
+) -> ImportReport:
+    """Import every file under `path` (a folder or one file): new files are queued, changed
+    ones updated, bad ones reported; good files go in even when others are bad, all in one
+    transaction. A file is the same item whichever folder above it was imported."""
     report = ImportReport()
     parsed: list[tuple[str, str, ItemFields]] = []
-    for path in content_files(root):
-        shown = str(path)
+    root = content_root(path, content_dir)
+    for file in content_files(path):
+        shown = str(file)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             report.errors.append(ContentError(shown, None, f"is not UTF-8 text (byte {exc.start})"))
             continue
         try:
-            parsed.append((shown, source_key_of(path, root), parse_content(text, shown)))
+            parsed.append((shown, source_key_of(file, root), parse_content(text, shown)))
         except ContentError as exc:
             report.errors.append(exc)
     now = clock()

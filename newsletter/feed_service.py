@@ -18,7 +18,7 @@ import httpx
 from sqlmodel import Session, or_, select
 
 from newsletter.config import Settings
-from newsletter.errors import ConflictError, InputError, NotFoundError
+from newsletter.errors import InputError, NotFoundError
 from newsletter.feeds import FeedEntry, FeedFormatError, ParsedFeed, parsed_from_json
 from newsletter.fetch import FetchError, FetchLimits, FetchRequest, FetchResult, fetch_feeds
 from newsletter.fetch import user_agent as make_user_agent
@@ -135,49 +135,6 @@ def remove_feed(session: Session, feed_id: int) -> tuple[Feed, int]:
     session.delete(feed)
     session.commit()
     return feed, withdrawn
-
-
-# ---- review of proposed items -----------------------------------------------------------
-
-
-def approve_item(
-    session: Session, item_id: int, clock: Clock, priority: int | None = None
-) -> ContentItem:
-    """Queue a proposed (or rejected) item; again on a queued one only sets the priority."""
-    item = _get_item(session, item_id)
-    if item.status == "used":
-        raise ConflictError(f"item {item_id}: already used in an issue, it cannot be queued again")
-    now = clock()
-    if item.status != "queued":
-        item.status = "queued"
-        item.queued_at = now
-    if priority is not None:
-        item.priority = priority
-    item.updated_at = now
-    session.add(item)
-    session.commit()
-    return item
-
-
-def reject_item(session: Session, item_id: int, clock: Clock) -> ContentItem:
-    """Hide an item for good: later fetches of the same entry never bring it back."""
-    item = _get_item(session, item_id)
-    if item.status == "used":
-        raise ConflictError(f"item {item_id}: already used in an issue, it cannot be rejected")
-    if item.status != "rejected":
-        item.status = "rejected"
-        item.queued_at = None
-        item.updated_at = clock()
-        session.add(item)
-        session.commit()
-    return item
-
-
-def _get_item(session: Session, item_id: int) -> ContentItem:
-    item = session.get(ContentItem, item_id)
-    if item is None:
-        raise NotFoundError(f"item {item_id}: no such item (see `jeudis item list`)")
-    return item
 
 
 # ---- fetching ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 
 from newsletter.models import KINDS
-from newsletter.weeks import week_key
+from newsletter.weeks import thursday_of, week_key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -101,3 +101,27 @@ def plan(candidates: Sequence[Candidate], coming: Sequence[date]) -> Calendar:
             elif dry_since[kind] is None:
                 dry_since[kind] = thursday
     return Calendar(weeks=weeks, runway=runway, dry_since=dry_since)
+
+
+def closes_on(item: Candidate) -> date | None:
+    """The last Thursday an item may go out, if its window or its pin ever closes."""
+    pinned = thursday_of(item.pinned_week) if item.pinned_week else None
+    dates = [d for d in (item.available_until, pinned) if d is not None]
+    return min(dates, default=None)
+
+
+def never_out(candidates: Iterable[Candidate], simulated: Calendar) -> list[Candidate]:
+    """Queued items that the simulated Thursdays never pick although their window closes
+    within them: their turn would come too late, so they will never go out."""
+    if not simulated.weeks:
+        return []
+    last = simulated.weeks[-1].thursday
+    picked = {id(item) for week in simulated.weeks for item in week.chosen.values()}
+    return [
+        item
+        for item in candidates
+        if item.status == "queued"
+        and id(item) not in picked
+        and (closes := closes_on(item)) is not None
+        and closes <= last
+    ]

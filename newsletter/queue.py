@@ -1,4 +1,5 @@
-"""The editors' queue: validated fields in, content items out (add, edit, drop, list)."""
+"""The editors' queue: validated fields in, content items out (add, edit, drop, list,
+approve or reject proposals)."""
 
 from __future__ import annotations
 
@@ -160,6 +161,42 @@ def drop_item(session: Session, item_id: int, clock: Clock) -> ContentItem:
     row.updated_at = clock()
     session.add(row)
     session.commit()
+    return row
+
+
+def approve_item(
+    session: Session, item_id: int, clock: Clock, priority: int | None = None
+) -> ContentItem:
+    """Queue a proposed item (from a feed). Again on a queued item only sets the priority;
+    any other item (dropped, rejected, used) is refused: approving is for proposals."""
+    row = get_item(session, item_id)
+    if row.status not in ("proposed", "queued"):
+        raise ConflictError(
+            f"item {item_id}: it is {row.status}, only a proposed item can be approved"
+        )
+    now = clock()
+    if row.status == "proposed":
+        row.status = "queued"
+        row.queued_at = now
+    if priority is not None:
+        row.priority = priority
+    row.updated_at = now
+    session.add(row)
+    session.commit()
+    return row
+
+
+def reject_item(session: Session, item_id: int, clock: Clock) -> ContentItem:
+    """Hide an item for good: later fetches of the same entry never bring it back."""
+    row = get_item(session, item_id)
+    if row.status == "used":
+        raise ConflictError(f"item {item_id}: already used in an issue, it cannot be rejected")
+    if row.status != "rejected":
+        row.status = "rejected"
+        row.queued_at = None
+        row.updated_at = clock()
+        session.add(row)
+        session.commit()
     return row
 
 

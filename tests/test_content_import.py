@@ -100,3 +100,35 @@ def test_import_of_a_missing_folder_is_bad_input(tmp_path):
     result = run(tmp_path, "import", str(tmp_path / "nope"))
     assert result.exit_code == 2
     assert "nope: no such file or directory" in result.stderr
+
+
+def test_a_sub_folder_or_one_file_is_the_same_item_as_through_the_root(tmp_path):
+    """Tried as: `jeudis import content/` then `content/news` would add 10 copies."""
+    content = tmp_path / "content"
+    shutil.copytree(REPO / "content", content)
+    home = tmp_path / "home"
+    assert run(home, "import", str(content)).exit_code == 0
+    before = {i["id"]: i["title"] for i in items(home)}
+    assert run(home, "import", str(content / "news")).exit_code == 0
+    one = content / "news" / "droit-d-alliance.md"
+    result = run(home, "import", str(one))
+    assert "0 added, 0 updated, 1 unchanged" in result.stdout
+    assert {i["id"]: i["title"] for i in items(home)} == before
+
+    one.write_text(one.read_text(encoding="utf-8").replace('title: "', 'title: "Mis à jour : ', 1))
+    updated = run(home, "import", str(one))
+    assert "0 added, 1 updated" in updated.stdout
+    after = {i["id"]: i["title"] for i in items(home)}
+    assert after.keys() == before.keys()
+    assert sum(title.startswith("Mis à jour : ") for title in after.values()) == 1
+
+
+def test_without_a_marker_the_content_dir_setting_is_the_root(tmp_path):
+    content = tmp_path / "mine"
+    shutil.copytree(FIXTURES / "content" / "good", content / "sub")
+    home = tmp_path / "home"
+    env = {"JEUDIS_CONTENT_DIR": str(content)}
+    assert "3 added" in run(home, "import", str(content / "sub"), env=env).stdout
+    again = run(home, "import", str(content), env=env)
+    assert "0 added, 0 updated, 3 unchanged" in again.stdout
+    assert len(items(home)) == 3

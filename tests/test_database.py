@@ -211,7 +211,9 @@ def test_the_secret_setting_wins_over_the_database(tmp_path, clock):
     assert instance_secret(one) == instance_secret(two) == bytes.fromhex(secret)
     result = jeudis(tmp_path / "three", "item", "list", env={"JEUDIS_SECRET": "tooshort"})
     assert result.returncode == 2
-    assert one_line(result.stderr) == "error: secret: must be at least 64 hexadecimal characters"
+    assert one_line(result.stderr) == (
+        "error: JEUDIS_SECRET: secret: must be at least 64 hexadecimal characters"
+    )
 
 
 # ---------------------------------------------------------------- restarts, races

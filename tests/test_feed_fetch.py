@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from newsletter import feed_service
+from newsletter import feed_service, queue
 from newsletter.cli import App, main
 from newsletter.config import load_settings
 from newsletter.db import open_session
@@ -373,9 +373,9 @@ def test_reject_hides_for_good_and_approve_queues(site, session, settings, clock
     fetch(session, settings, clock)
     selection = item_titled(session, "Les « Territoires")
     webinar = item_titled(session, "Webinaire")
-    feed_service.reject_item(session, selection.id, clock)
-    feed_service.reject_item(session, selection.id, clock)  # twice: no harm
-    approved = feed_service.approve_item(session, webinar.id, clock, priority=3)
+    queue.reject_item(session, selection.id, clock)
+    queue.reject_item(session, selection.id, clock)  # twice: no harm
+    approved = queue.approve_item(session, webinar.id, clock, priority=3)
     assert (approved.status, approved.priority, approved.queued_at) == ("queued", 3, NOW)
     site.serve("/feeds/rss2.xml", "rss2_updated_entry.xml")  # changed, so not a 304
     fetch(session, settings, clock)
@@ -386,9 +386,9 @@ def test_reject_hides_for_good_and_approve_queues(site, session, settings, clock
     session.add(webinar)
     session.commit()
     with pytest.raises(ConflictError):
-        feed_service.approve_item(session, webinar.id, clock)
+        queue.approve_item(session, webinar.id, clock)
     with pytest.raises(NotFoundError):
-        feed_service.reject_item(session, 999, clock)
+        queue.reject_item(session, 999, clock)
 
 
 def test_an_auto_feed_queues_its_entries(site, session, settings, clock):
@@ -503,7 +503,7 @@ def test_remove_withdraws_proposals_and_keeps_the_rest(site, session, settings, 
     feed = add(session, clock, site.serve("/feeds/rss2.xml", "rss2_cdata_entities_fr.xml"))
     fetch(session, settings, clock)
     webinar = item_titled(session, "Webinaire")
-    feed_service.approve_item(session, webinar.id, clock)
+    queue.approve_item(session, webinar.id, clock)
     _, withdrawn = feed_service.remove_feed(session, feed.id)
     assert withdrawn == 1
     (kept,) = items(session)
@@ -522,7 +522,7 @@ def test_a_hostile_feed_puts_nothing_active_in_a_rendered_issue(site, session, s
     report = next(iter(fetch(session, settings, clock).values()))
     assert report.ok and report.skipped == 2
     news = item_titled(session, "Titre")
-    feed_service.approve_item(session, news.id, clock)
+    queue.approve_item(session, news.id, clock)
     others = {
         kind: ContentItem(kind=kind, title=f"{kind} sain", url=f"https://ex.org/{kind}")
         for kind in ("example", "tool")

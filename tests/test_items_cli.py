@@ -140,3 +140,20 @@ def test_every_command_answers_help(tmp_path):
         result = run(tmp_path, *path, "--help")
         assert result.exit_code == 0, path
         assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize("taken_out", ["drop", "reject"])
+def test_approve_acts_on_proposed_items_only(tmp_path, taken_out):
+    """Tried as: `jeudis item approve` on a dropped item would queue it again."""
+    assert add(tmp_path).exit_code == 0
+    [item] = listing(tmp_path)
+    again = run(tmp_path, "item", "approve", str(item["id"]))  # a queued item: no change
+    assert again.exit_code == 0
+    assert run(tmp_path, "item", taken_out, str(item["id"])).exit_code == 0
+    status = listing(tmp_path)[0]["status"]
+    result = run(tmp_path, "item", "approve", str(item["id"]))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: item {item['id']}: it is {status}, only a proposed item can be approved"
+    ]
+    assert listing(tmp_path)[0]["status"] == status

@@ -1,9 +1,11 @@
 """The schema comes from Alembic migrations, and the models never drift from them."""
 
+from datetime import datetime
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from newsletter.config import load_settings
@@ -29,3 +31,44 @@ def test_downgrade_and_upgrade_again(tmp_path):
     assert inspect(engine).get_table_names() == ["alembic_version"]
     migrate(engine)
     assert "issue" in inspect(engine).get_table_names()
+
+
+def test_content_identity_migration_keeps_one_item_per_file(tmp_path):
+    """Items imported twice (through `content/` and `content/news`) become one identity."""
+    engine = make_engine(load_settings({"JEUDIS_HOME": str(tmp_path)}))
+    config = alembic_config(engine)
+    command.upgrade(config, "0001")
+    now = datetime(2026, 11, 20, 9, 0)
+    rows = [  # (id, key, status, url)
+        (1, "file:news/a.md", "queued", "https://a.example.org/"),
+        (2, "file:a.md", "queued", "https://a.example.org/"),  # the same file, again
+        (3, "file:news/b.md", "queued", "https://b.example.org/"),
+        (4, "file:b.md", "used", "https://b.example.org/"),  # its copy already went out
+        (5, "file:tools/c.md", "queued", "https://c.example.org/"),
+        (6, "file:c.md", "queued", "https://other.example.org/"),  # another file
+    ]
+    with engine.begin() as conn:
+        for item_id, key, status, url in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO content_item (id, kind, status, title, url, summary, body,"
+                    " priority, source, source_key, created_at, updated_at)"
+                    " VALUES (:id, 'news', :status, 't', :url, '', '', 0, 'import', :key,"
+                    " :now, :now)"
+                ),
+                {"id": item_id, "status": status, "url": url, "key": key, "now": now},
+            )
+    command.upgrade(config, "e1_content_identity")
+    with engine.connect() as conn:
+        after = {
+            row.id: (row.source_key, row.status)
+            for row in conn.execute(text("SELECT id, source_key, status FROM content_item"))
+        }
+    assert after == {
+        1: ("file:news/a.md", "queued"),
+        2: (None, "dropped"),
+        3: (None, "dropped"),
+        4: ("file:news/b.md", "used"),
+        5: ("file:tools/c.md", "queued"),
+        6: ("file:c.md", "queued"),
+    }

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from newsletter.pick import pick, plan
+from newsletter.pick import never_out, pick, plan
 
 THU = date(2026, 11, 26)  # 2026-W48
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -124,3 +124,20 @@ def test_among_items_queued_together_the_one_closing_first_goes_first():
     assert pick([open_ended, closing], THU)["news"] is closing
     older = Item("news", queued_at=T0 - timedelta(days=1))
     assert pick([older, closing], THU)["news"] is older
+
+
+def test_never_out_names_the_items_whose_window_closes_before_their_turn():
+    first = Item("news", queued_at=T0)
+    second = Item("news", queued_at=T0 + timedelta(hours=1))
+    late = Item("news", queued_at=T0 + timedelta(hours=2), available_until=THU + timedelta(weeks=1))
+    patient = Item(
+        "news", queued_at=T0 + timedelta(hours=3), available_until=THU + timedelta(weeks=9)
+    )
+    pinned_past = Item("news", pinned_week="2026-W40")
+    unbounded = Item("news", queued_at=T0 + timedelta(hours=4))
+    candidates = [first, second, late, patient, pinned_past, unbounded]
+    coming = [THU + timedelta(weeks=n) for n in range(4)]
+    assert never_out(candidates, plan(candidates, coming)) == [late, pinned_past]
+    # Given the first place, the late one goes out and nothing is flagged.
+    late.priority = 1
+    assert never_out(candidates, plan(candidates, coming)) == [pinned_past]

@@ -3,14 +3,18 @@
 import functools
 import json
 import threading
+from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from jeudis_cli import FIXTURES, REPO, run
+from jeudis_cli import FIXTURES, MONDAY, REPO, run
+
+FRIDAY = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+on_friday = functools.partial(run, now=FRIDAY)
 
 
-def plan(home, *args):
-    result = run(home, "plan", "--json", *args)
+def plan(home, *args, now=MONDAY):
+    result = run(home, "plan", "--json", *args, now=now)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -97,3 +101,37 @@ def test_proposed_news_count_apart_until_approved(tmp_path, feed_site):
     run(tmp_path, "feed", "fetch")
     rejected = json.loads(run(tmp_path, "item", "list", "--status", "rejected", "--json").stdout)
     assert [r["id"] for r in rejected] == [proposed[1]["id"]]
+
+
+def test_items_whose_window_closes_before_their_turn_are_flagged(tmp_path):
+    """Tried as: the README's item (`--until 2026-12-31`), added on Friday 2026-11-27 after the
+    sample content, never appears in plan before it expires, and nothing says so."""
+    on_friday(tmp_path, "import", str(REPO / "content"))
+    late = ["--kind", "news", "--title", "Le baromètre", "--url", "https://www.lerameau.fr/"]
+    added = run(
+        tmp_path, "item", "add", *late, "--until", "2026-12-31", now=FRIDAY.replace(hour=10)
+    )
+    assert added.exit_code == 0
+    queue = json.loads(on_friday(tmp_path, "item", "list", "--json").stdout)
+    item = max(queue, key=lambda i: i["id"])
+    view = plan(tmp_path, now=FRIDAY)
+    picked = {chosen["id"] for w in view["weeks"] for chosen in w["items"].values()}
+    assert item["title"] == "Le baromètre" and item["id"] not in picked
+    assert view["never"] == [
+        {"id": item["id"], "kind": "news", "title": "Le baromètre", "closes": "2026-12-31"}
+    ]
+    text = on_friday(tmp_path, "plan").stdout
+    assert "will never go out" in text
+    assert f"#{item['id']} Le baromètre (closes 2026-12-31)" in text
+
+    def edit(*args):
+        assert on_friday(tmp_path, "item", "edit", str(item["id"]), *args).exit_code == 0
+
+    edit("--until", "2027-12-31")  # its turn comes in February, well before it closes
+    assert plan(tmp_path, now=FRIDAY)["never"] == []
+    edit("--until", "2026-12-31", "--priority", "1")  # or it goes out first (after pins)
+    view = plan(tmp_path, now=FRIDAY)
+    assert view["never"] == []
+    [turn] = [w["thursday"] for w in view["weeks"] if w["items"]["news"]["id"] == item["id"]]
+    assert turn <= "2026-12-31"
+    assert "will never go out" not in on_friday(tmp_path, "plan").stdout

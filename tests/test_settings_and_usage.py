@@ -6,6 +6,7 @@ import sys
 import pytest
 from jeudis_cli import run
 
+from newsletter.cli import COMMANDS
 from newsletter.config import load_settings
 from newsletter.errors import SettingsError
 
@@ -39,6 +40,12 @@ def test_the_default_database_is_a_file_in_home(tmp_path):
         ("", {"JEUDIS_TIMEZONE": "Europe/Lutece"}, "timezone: 'Europe/Lutece' is not a known"),
         ("", {"JEUDIS_BASE_URL": "jeudis.example.org"}, "base_url:"),
         ("send_time = \n", {}, "jeudis.toml"),
+        ('send_day = "jeudi"\n', {}, "jeudis.toml: send_day: 'jeudi' is not one of mon, tue"),
+        ('feed_fetch_time = "6h"\n', {}, "jeudis.toml: feed_fetch_time: '6h' is not HH:MM"),
+        ("send_rate = 0\n", {}, "jeudis.toml: send_rate: 0.0 must be above 0"),
+        ("", {"JEUDIS_WEB_PORT": "70000"}, "JEUDIS_WEB_PORT: web_port: 70000 is not a port"),
+        ("", {"JEUDIS_FIRST_ISSUE_NUMBER": "-1"}, "JEUDIS_FIRST_ISSUE_NUMBER: first_issue_number"),
+        ('smtp_url = "http://u:secret@relay"\n', {}, "jeudis.toml: smtp_url: must start with"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, toml, env, message):
@@ -47,16 +54,80 @@ def test_bad_settings_are_named(tmp_path, toml, env, message):
         load_settings({"JEUDIS_HOME": str(tmp_path), **env})
 
 
-def test_bad_settings_exit_2_without_traceback(tmp_path):
-    (tmp_path / "jeudis.toml").write_text('timezone = "Mars/Olympus"\n', encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "newsletter", "plan"],
+def jeudis_process(home, *args: str) -> subprocess.CompletedProcess:
+    """The real `jeudis` in its own process (settings loaded as a user's run loads them)."""
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
         capture_output=True,
         text=True,
-        env={"JEUDIS_HOME": str(tmp_path), "PATH": "/usr/bin"},
+        env={"JEUDIS_HOME": str(home), "PATH": "/usr/bin"},
     )
+
+
+@pytest.mark.parametrize(
+    ("toml", "line"),
+    [
+        ('timezone = "Mars/Olympus"\n', "timezone: 'Mars/Olympus' is not a known time zone"),
+        (
+            'send_day = "jeudi"\n',
+            "send_day: 'jeudi' is not one of mon, tue, wed, thu, fri, sat, sun",
+        ),
+    ],
+)
+def test_bad_settings_exit_2_naming_file_and_setting(tmp_path, toml, line):
+    (tmp_path / "jeudis.toml").write_text(toml, encoding="utf-8")
+    for args in (["init"], ["plan"]):
+        result = jeudis_process(tmp_path, *args)
+        assert result.returncode == 2
+        assert result.stderr.strip() == f"error: {tmp_path / 'jeudis.toml'}: {line}"
+    assert not (tmp_path / "jeudis.db").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["item", "add", "--title", "x"], "jeudis item add --help"),
+        (["plan", "--weeks", "beaucoup"], "jeudis plan --help"),
+        (["bogus"], "jeudis --help"),
+        (["item", "list", "--status", "lost"], "jeudis item list --help"),
+    ],
+)
+def test_usage_errors_are_one_line_with_where_to_find_help(tmp_path, args, hint):
+    result = jeudis_process(tmp_path, *args)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: timezone: 'Mars/Olympus' is not a known time zone"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert lines[0].endswith(f"(see `{hint}`)")
+
+
+def test_help_lists_every_command_without_loading_the_heavy_parts(tmp_path):
+    """`jeudis --help` must start fast: no database, template or web stack behind it."""
+    probe = (
+        "import sys\n"
+        "from newsletter.cli import COMMANDS, main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('sqlalchemy', 'sqlmodel', 'alembic', 'jinja2', 'mjml', 'feedparser',\n"
+        "         'starlette', 'httpx', 'rich', 'pydantic')\n"
+        "print(' '.join(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    loaded, listed = result.stdout.splitlines()[-1], result.stdout
+    assert loaded == ""
+    for name in COMMANDS:
+        assert f"  {name} " in listed
+
+
+def test_every_listed_command_loads_and_answers_help(tmp_path):
+    for name in COMMANDS:
+        result = run(tmp_path, name, "--help")
+        assert result.exit_code == 0, (name, result.output)
+        assert f"Usage: jeudis {name}" in result.output
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,3 @@ def export(app: App, directory: Path, week: str | None, maildir: bool) -> None:
     click.echo(f"{report.week}: {report.written} message(s) written to {report.directory}")
     if report.missing:
         click.echo(f"{report.missing} queued before the ledger with their file gone", err=True)
-
-
-COMMANDS = [send, outbox]

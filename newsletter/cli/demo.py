@@ -10,7 +10,7 @@ from newsletter import subscribers
 from newsletter.build import build_issue, render_recorded
 from newsletter.cli import App, pass_app
 from newsletter.cli.pipeline import echo_build, today
-from newsletter.config import PROJECT_ROOT
+from newsletter.config import SAMPLE_CONTENT_DIR
 from newsletter.content import import_content
 from newsletter.db import open_session
 from newsletter.delivery import export_outbox
@@ -18,16 +18,15 @@ from newsletter.files import write_atomic
 from newsletter.render import as_preview
 from newsletter.weeks import upcoming_thursday
 
-SAMPLE_CONTENT = PROJECT_ROOT / "content"
-SAMPLE_READERS = SAMPLE_CONTENT / "subscribers-demo.csv"
+SAMPLE_READERS = SAMPLE_CONTENT_DIR / "subscribers-demo.csv"
 
 
 @click.command("demo")
 @click.option(
     "--content",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=SAMPLE_CONTENT,
-    show_default=True,
+    default=SAMPLE_CONTENT_DIR,
+    help="The content folder (default: the sample content shipped with jeudis).",
 )
 @pass_app
 def demo(app: App, content: Path) -> None:
@@ -55,6 +54,3 @@ def demo(app: App, content: Path) -> None:
     click.echo(f"email:    {email_html.resolve()}")
     if first:
         click.echo(f"message:  {first.resolve()}")
-
-
-COMMANDS = [demo]

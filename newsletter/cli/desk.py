@@ -32,6 +32,3 @@ def desk_password(from_stdin: bool) -> None:
     if not password:
         raise InputError("password: is empty")
     click.echo(f'desk_password_hash = "{hash_password(password)}"')
-
-
-COMMANDS = [desk_password]

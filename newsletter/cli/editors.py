@@ -129,6 +129,3 @@ def log_command(app: App, limit: int, target: str | None, as_json: bool) -> None
     for row in rows:
         when = row.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{when}\t{row.actor}\t{row.action}\t{row.target}\t{row.detail}".rstrip())
-
-
-COMMANDS = [editor, log_command]

@@ -124,6 +124,3 @@ def _feed_dict(f: Feed) -> dict:
         "last_error_at": iso(f.last_error_at),
         "entries_seen": f.entries_seen,
     }
-
-
-COMMANDS = [feed]

@@ -40,6 +40,3 @@ def subject(app: App, week: str, text: str | None, clear: bool) -> None:
         click.echo(f"{week}: subject cleared, the news headline is used")
     else:
         click.echo(f"{week}: {shown}")
-
-
-COMMANDS = [issue]

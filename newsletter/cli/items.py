@@ -17,11 +17,13 @@ from newsletter.models import ITEM_STATUSES, KINDS
 from newsletter.queue import (
     ItemFields,
     add_item,
+    approve_item,
     drop_item,
     edit_item,
     get_item,
     item_as_dict,
     list_items,
+    reject_item,
 )
 from newsletter.weeks import parse_date
 
@@ -179,8 +181,6 @@ def drop(app: App, item_id: int) -> None:
 @pass_app
 def approve(app: App, item_id: int, priority: int | None) -> None:
     """Queue a proposed news item (from a feed)."""
-    from newsletter.feed_service import approve_item
-
     with open_session(app.settings) as session:
         row = approve_item(session, item_id, app.clock, priority=priority)
         note(app, session, "item.approve", f"item:{row.id}", row.title)
@@ -192,12 +192,7 @@ def approve(app: App, item_id: int, priority: int | None) -> None:
 @pass_app
 def reject(app: App, item_id: int) -> None:
     """Hide a proposed news item for good."""
-    from newsletter.feed_service import reject_item
-
     with open_session(app.settings) as session:
         row = reject_item(session, item_id, app.clock)
         note(app, session, "item.reject", f"item:{row.id}", row.title)
     click.echo(f"rejected news #{row.id}: {row.title}")
-
-
-COMMANDS = [item]

@@ -17,6 +17,7 @@ from newsletter.content import import_content
 from newsletter.db import instance_secret, open_session
 from newsletter.files import write_atomic
 from newsletter.models import KINDS
+from newsletter.pick import closes_on
 from newsletter.render import as_preview
 from newsletter.weeks import parse_date, upcoming_thursday
 
@@ -56,7 +57,7 @@ def import_(app: App, path: Path) -> None:
     path, line and field (exit 2); the good ones are imported all the same.
     """
     with open_session(app.settings) as session:
-        report = import_content(session, path, app.clock)
+        report = import_content(session, path, app.clock, app.settings.content_root)
         detail = f"{len(report.added)} added, {len(report.updated)} updated"
         note(app, session, "item.import", f"file:{path.name}", detail)
     for error in report.errors:
@@ -90,6 +91,15 @@ def _plan_json(view) -> str:
             "dry_since": {k: (v.isoformat() if v else None) for k, v in view.dry_since.items()},
             "queued": view.queued,
             "proposed": view.proposed,
+            "never": [
+                {
+                    "id": item.id,
+                    "kind": item.kind,
+                    "title": item.title,
+                    "closes": closes_on(item).isoformat(),
+                }
+                for item in view.never
+            ],
         },
         ensure_ascii=False,
         indent=2,
@@ -127,6 +137,19 @@ def plan_(app: App, weeks: int, as_json: bool) -> None:
         else:
             line += f", enough for the {weeks} week(s) shown"
         console.print(line)
+    _print_never(console, view.never)
+
+
+def _print_never(console: Console, never: list) -> None:
+    if not never:
+        return
+    console.print("[bold red]will never go out[/] (the window closes before their turn):")
+    for item in never:
+        console.print(
+            f"  {item.kind:8} #{item.id} {escape(item.title)} (closes {closes_on(item)})",
+            overflow="ellipsis",
+            no_wrap=True,
+        )
 
 
 @click.command("preview")
@@ -203,6 +226,3 @@ def build(app: App, day: str | None, force: bool) -> None:
             written = f"{report.written} message(s) written"
             note(app, session, "issue.build", f"issue:{report.issue.week_key}", written)
     echo_build(report)
-
-
-COMMANDS = [init, import_, plan_, preview, build]

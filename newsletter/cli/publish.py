@@ -35,6 +35,3 @@ def publish(app: App, out: Path | None) -> None:
     click.echo(f"published {len(report.pages)} issue page(s) to {report.root}")
     click.echo(f"index: {report.index}")
     click.echo(f"feed:  {report.feed}")
-
-
-COMMANDS = [publish]

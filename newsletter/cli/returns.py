@@ -112,6 +112,3 @@ def check(app: App) -> None:
     if result.failed:
         click.echo("error: this configuration would hurt delivery (see FAIL above)", err=True)
         sys.exit(1)
-
-
-COMMANDS = [inbound, stats, check]

@@ -14,6 +14,3 @@ def scheduler(app: App) -> None:
     """Run the Thursday build, the daily feed fetch (and sending, if send_after_build) until
     stopped. Any number may run on one PostgreSQL database: each job runs once."""
     run_scheduler(app.settings, app.clock)
-
-
-COMMANDS = [scheduler]

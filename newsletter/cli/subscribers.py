@@ -182,6 +182,3 @@ def forget_command(app: App, email: str) -> None:
         click.echo(f"forgotten: {address} ({done.deliveries} deliveries blanked)")
     else:
         click.echo(f"forgotten: {address} (nothing was held; it will not be imported)")
-
-
-COMMANDS = [subscriber]

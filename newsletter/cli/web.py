@@ -46,6 +46,3 @@ def serve(app: App, host: str | None, port: int | None, content_dir: Path | None
         create_app(settings, app.clock), settings, settings.web_host, port or settings.web_port
     )
     uvicorn.Server(config).run()
-
-
-COMMANDS = [serve]

@@ -445,11 +445,12 @@ def routes(settings: Settings, clock: Clock, content_dir: Path | None = None) ->
 
 def imported_folder(settings: Settings, folder: Path) -> bool:
     """True if some file of `folder` was imported into this instance's queue."""
-    from newsletter.content import content_files, source_key_of
+    from newsletter.content import content_files, content_root, source_key_of
 
     if not folder.is_dir():
         return False
-    keys = [source_key_of(path, folder) for path in content_files(folder)]
+    root = content_root(folder, settings.content_root)
+    keys = [source_key_of(path, root) for path in content_files(folder)]
     if not keys:
         return False
     with open_session(settings) as session:

@@ -21,16 +21,17 @@ from starlette.routing import Route
 from newsletter.audit import entries, record
 from newsletter.db import open_session
 from newsletter.errors import ConflictError, InputError, NotFoundError
-from newsletter.feed_service import approve_item, reject_item
 from newsletter.models import KINDS, ContentItem
 from newsletter.queue import (
     SUMMARY_MAX,
     TITLE_MAX,
     ItemFields,
     add_item,
+    approve_item,
     check_url,
     edit_item,
     fields_of,
+    reject_item,
 )
 from newsletter.web import auth
 from newsletter.web.desk import KIND_LABELS, desk_of, flash
@@ -260,7 +261,7 @@ async def review_item(request: Request) -> Response:
     except NotFoundError:
         raise HTTPException(404, "Cet élément n'existe pas (ou plus).") from None
     except ConflictError:
-        flash(request, "Cet élément a déjà été envoyé : il ne peut plus être revu.", "error")
+        flash(request, "Cet élément n’est plus proposé : il ne peut plus être revu.", "error")
     else:
         desk.live.bump()
         verb = "approuvée : elle est dans la file" if action == "approve" else "rejetée"
