@@ -32,7 +32,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from newsletter import subscribers  # noqa: E402
+from newsletter import signup, subscribers  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
 from newsletter.db import open_session  # noqa: E402
 from newsletter.weeks import system_clock  # noqa: E402
@@ -91,7 +91,7 @@ def flood_one_address(url: str, settings) -> None:
 def answer_times(url: str, settings) -> None:
     with open_session(settings) as session:
         subscribers.add(session, system_clock, "actif@example.org")
-        subscribers.invite(session, settings, system_clock, "attente@example.org")
+        signup.invite(session, settings, system_clock, "attente@example.org")
     times: dict[str, list[float]] = {"new": [], "waiting": [], "active": []}
     with httpx.Client(base_url=url, timeout=10) as client:
         for n in range(200):

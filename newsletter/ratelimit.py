@@ -3,14 +3,17 @@
 A hit is one row (bucket, key, time); a request is allowed while fewer than `limit` hits of
 its key fall within the window. Refused requests are not counted, and rows older than the
 window are deleted as new ones come, so the table holds at most `limit` rows per key.
-Two requests racing may both pass the last slot: a limit of 10 may let 11 through.
+Concurrent requests of one key are serialized, so the limit is exact: on SQLite by the
+write lock the first statement (a DELETE) takes, on PostgreSQL by a transaction-scoped
+advisory lock on the key.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import Session, delete, select
 
 from newsletter import tokens
@@ -27,6 +30,10 @@ def allow(
 ) -> bool:
     """Count one request of `key` and say whether it is within the limit (commits)."""
     since = now - window
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"rate:{bucket}:{key}".encode()).digest()[:8]
+        lock = int.from_bytes(digest, "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
     session.exec(delete(RateHit).where(RateHit.bucket == bucket, RateHit.at < since))
     used = session.exec(
         select(func.count())

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from newsletter.archive import publish_site
+from newsletter.audit import record
 from newsletter.build import BuildReport, build_issue
 from newsletter.config import Settings
 from newsletter.db import open_session
@@ -66,6 +67,10 @@ def _weekly(settings: Settings, clock: Clock) -> BuildReport | None:
                     report.issue.week_key,
                     report.issue.number,
                     report.written,
+                )
+                written = f"{report.written} message(s) written"
+                record(
+                    session, "scheduler", "issue.build", f"issue:{report.issue.week_key}", written
                 )
             # The static copy in $JEUDIS_HOME/site follows: the issue is public from now.
             publish_site(session, settings, clock())

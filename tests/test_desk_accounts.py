@@ -279,6 +279,8 @@ def test_every_desk_change_is_in_the_log_with_its_author(desk):
     item_id = int(added.headers["location"].split("added=")[1].split("#")[0])
     edited = bob.post(f"/items/{item_id}", {**new, "title": "Un outil utile"}, f"/items/{item_id}")
     assert edited.status_code == 303
+    subject = {"date": "2026-12-03", "subject": "Un objet choisi"}
+    assert bob.post("/preview/subject", subject, "/preview").status_code == 303
     for item, action in ((one, "approve"), (two, "reject")):
         reviewed = alice.post(f"/items/{item}/review", {"action": action}, "/queue")
         assert reviewed.status_code == 303
@@ -295,6 +297,7 @@ def test_every_desk_change_is_in_the_log_with_its_author(desk):
         ("alice", "editor.login", "editor:alice"),
         ("bob", "item.add", f"item:{item_id}"),
         ("bob", "item.edit", f"item:{item_id}"),
+        ("bob", "issue.subject", "issue:2026-W49"),
         ("alice", "item.approve", f"item:{one}"),
         ("alice", "item.reject", f"item:{two}"),
         ("alice", "subscriber.forget", "subscriber:1"),
@@ -368,3 +371,38 @@ def test_editor_list_json(desk):
     started = desk()
     listed = json.loads(started.cli("editor", "list", "--json").stdout)
     assert [(e["name"], e["role"]) for e in listed] == [("alice", "admin"), ("bob", "editor")]
+
+
+def test_changing_ones_own_password_ends_ones_other_sessions(desk):
+    started = desk()
+    laptop, phone, bob = started.visitor(), started.visitor(), started.visitor()
+    for visitor, who in ((laptop, ALICE), (phone, ALICE), (bob, BOB)):
+        assert visitor.login(*who).status_code == 303
+    new = "un nouveau mot de passe pour alice"
+
+    def change(current: str, fresh: str, again: str) -> httpx.Response:
+        data = {"current": current, "new": fresh, "again": again}
+        return laptop.post("/account", data, "/account")
+
+    def error(response: httpx.Response) -> str:
+        return lxml.html.fromstring(response.text).xpath('string(//*[@class="error-text"])')
+
+    refusals = [
+        (change("pas le mien du tout", new, new), 401, "Ce n’est pas votre mot de passe actuel."),
+        (change(ALICE[1], "court", "court"), 422, "Au moins 10 caractères."),
+        (
+            change(ALICE[1], new, new + "!"),
+            422,
+            "Les deux saisies du nouveau mot de passe diffèrent.",
+        ),
+    ]
+    for response, status, message in refusals:
+        assert (response.status_code, error(response)) == (status, message)
+    assert phone.status() == 200  # nothing changed yet
+    assert change(ALICE[1], new, new).status_code == 303
+    assert laptop.status() == 200  # this session stays…
+    assert phone.status() == 303  # …the other one is over
+    assert bob.status() == 200  # and other accounts are not touched
+    assert phone.login(*ALICE).status_code == 401 and phone.login("alice", new).status_code == 303
+    changes = [e for e in started.log() if e["action"] == "editor.password"]
+    assert [(e["actor"], e["detail"]) for e in changes] == [("alice", "1 session(s) ended")]

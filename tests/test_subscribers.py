@@ -14,7 +14,7 @@ import pytest
 from jeudis_cli import MONDAY, run
 from sqlmodel import select
 
-from newsletter import subscribers
+from newsletter import signup, subscribers
 from newsletter.db import open_session
 from newsletter.errors import ConflictError, NotFoundError
 from newsletter.models import Delivery, Subscriber
@@ -282,10 +282,10 @@ def test_invite_keeps_an_unsubscribed_reader_unsubscribed_until_they_confirm(hom
     with open_session(settings) as session:
         subscribers.add(session, clock, "ada@example.org")
         subscribers.remove(session, clock, "ada@example.org")
-        invitation = subscribers.invite(session, settings, clock, "ada@example.org")
+        invitation = signup.invite(session, settings, clock, "ada@example.org")
     assert invitation.delivery is not None
     assert rows(home)["ada@example.org"].status == "unsubscribed"
-    token = subscribers.confirm_url(settings, invitation.subscriber).rsplit("/", 1)[1]
+    token = signup.confirm_url(settings, invitation.subscriber).rsplit("/", 1)[1]
     with open_session(settings) as session:
         assert subscribers.confirm(session, settings, clock, token).status == "active"
 
@@ -294,7 +294,7 @@ def test_tokens_are_bound_to_purpose(home, clock):
     settings = home.settings
     with open_session(settings) as session:
         reader = subscribers.add(session, clock, "ada@example.org").subscriber
-        confirm_token = subscribers.confirm_url(settings, reader).rsplit("/", 1)[1]
+        confirm_token = signup.confirm_url(settings, reader).rsplit("/", 1)[1]
         with pytest.raises(subscribers.tokens.BadToken):
             subscribers.unsubscribe(session, settings, clock, confirm_token)
         with pytest.raises(subscribers.tokens.BadToken):

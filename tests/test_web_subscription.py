@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from smtp_server import free_port
 from sqlmodel import select
 from web_server import LiveServer, eventually
 
-from newsletter import subscribers, tokens
+from newsletter import signup, subscribers, tokens
 from newsletter.config import Settings, load_settings
 from newsletter.db import instance_secret, open_session
 from newsletter.models import Delivery, Subscriber
@@ -144,8 +145,8 @@ def test_forged_tokens_are_refused_and_change_nothing(site, forge):
 def test_confirm_flow(site, clock):
     client, settings = site
     with open_session(settings) as session:
-        invited = subscribers.invite(session, settings, clock, "dominique@example.org").subscriber
-    link = subscribers.confirm_url(settings, invited).replace(settings.base_url, "")
+        invited = signup.invite(session, settings, clock, "dominique@example.org").subscriber
+    link = signup.confirm_url(settings, invited).replace(settings.base_url, "")
     doc = page(client.get(link))
     assert buttons(doc) == [("post", "Confirmer mon inscription")]
     with open_session(settings) as session:
@@ -282,11 +283,11 @@ def test_fifty_sign_ups_for_one_address_give_one_confirmation(home, clock):
         session.commit()
     clock.now += timedelta(hours=23)
     with open_session(settings) as session:
-        assert subscribers.invite(session, settings, clock, victim).held == "recent"
+        assert signup.invite(session, settings, clock, victim).held == "recent"
     assert confirmations_to(settings, victim) == 1
     clock.now += timedelta(hours=2)  # the next day: one more, for a person who lost the first
     with open_session(settings) as session:
-        assert subscribers.invite(session, settings, clock, victim).delivery is not None
+        assert signup.invite(session, settings, clock, victim).delivery is not None
     assert confirmations_to(settings, victim) == 2
 
 
@@ -346,7 +347,7 @@ def test_the_answer_is_sent_before_any_work_on_the_address(home, clock):
     settings = load_settings({**home.env, "JEUDIS_SIGNUP_PER_CLIENT_PER_HOUR": "0"})
     with open_session(settings) as session:
         subscribers.add(session, clock, ADDRESS)
-        subscribers.invite(session, settings, clock, "attente@example.org")
+        signup.invite(session, settings, clock, "attente@example.org")
     gated = GatedClock(clock.now)
     server = LiveServer(create_app(settings, gated), settings)
     with server, httpx.Client(base_url=server.url, timeout=10) as client:
@@ -366,8 +367,8 @@ def test_the_answer_is_sent_before_any_work_on_the_address(home, clock):
 def test_unconfirmed_sign_ups_expire_and_are_purged(home, clock):
     settings = home.settings
     with open_session(settings) as session:
-        old = subscribers.invite(session, settings, clock, "ancien@example.org").subscriber
-    link = subscribers.confirm_url(settings, old).replace(settings.base_url, "")
+        old = signup.invite(session, settings, clock, "ancien@example.org").subscriber
+    link = signup.confirm_url(settings, old).replace(settings.base_url, "")
     clock.now += timedelta(days=7, minutes=1)
     server = LiveServer(create_app(settings, clock), settings)
     with server, httpx.Client(base_url=server.url, timeout=10) as client:
@@ -378,3 +379,62 @@ def test_unconfirmed_sign_ups_expire_and_are_purged(home, clock):
         assert subscribers.find(session, "ancien@example.org") is None
         assert subscribers.find(session, "nouveau@example.org").status == "pending"
     assert [d.recipient for d in confirm_deliveries(settings)] == ["nouveau@example.org"]
+
+
+def test_the_client_limit_holds_for_concurrent_sign_ups(home, clock):
+    server, settings = serve_signups(home, clock)  # 10 per client per hour
+    with server:
+
+        def sign_up(n: int) -> int:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                return client.post("/subscribe", data={"email": f"l{n}@example.org"}).status_code
+
+        with ThreadPoolExecutor(max_workers=15) as pool:
+            codes = sorted(pool.map(sign_up, range(30)))
+        server.stop()
+    assert codes == [200] * 10 + [429] * 20
+    assert len(confirm_deliveries(settings)) == 10
+
+
+def test_a_form_the_sign_up_cannot_read_gets_the_form_again(site):
+    client, settings = site
+    response = client.post(
+        "/subscribe",
+        data={"email": "eve@example.org"},
+        files={"website": ("x.txt", b"x" * 100)},
+    )
+    assert response.status_code == 400
+    assert page(response).xpath("//input[@name='email']")
+    assert confirm_deliveries(settings) == []
+
+
+def test_the_purge_keeps_a_bounced_confirmation_counted_but_detached(home, clock):
+    from newsletter.models import InboundMessage
+
+    settings = home.settings
+    with open_session(settings) as session:
+        old = signup.invite(session, settings, clock, "rebond@example.org").subscriber
+        session.add(
+            InboundMessage(
+                digest="d1",
+                received_at=clock(),
+                kind="hard-bounce",
+                action="bounced",
+                subscriber_id=old.id,
+                detail="550 5.1.1 rebond@example.org: no such user",
+                raw=b"To: rebond@example.org",
+            )
+        )
+        session.commit()
+    clock.now += timedelta(days=8)
+    with open_session(settings) as session:
+        assert signup.purge_expired(session, settings, clock()) == 1
+        session.commit()
+        [kept] = session.exec(select(InboundMessage))
+        assert (kept.kind, kept.subscriber_id, kept.raw, kept.detail) == (
+            "hard-bounce",
+            None,
+            None,
+            "",
+        )
+        assert subscribers.find(session, "rebond@example.org") is None

@@ -94,11 +94,37 @@ def remove_editor(session: Session, clock: Clock, actor: str, name: str) -> Edit
 
 def set_password(session: Session, clock: Clock, actor: str, name: str, password: str) -> int:
     """Change a password and end every session of the account; returns how many ended."""
+    return _replace_password(session, clock, actor, _existing(session, name), password, None)
+
+
+def change_own_password(
+    session: Session,
+    clock: Clock,
+    name: str,
+    current: str,
+    new: str,
+    keep_token: str | None,
+    client: str,
+) -> int:
+    """An editor's own change in the desk: the current password first (throttled as a
+    login), then every other session of the account ends; returns how many."""
     editor = _existing(session, name)
+    now = clock()
+    keys = throttle.keys_for(editor.name, client)
+    throttle.check(session, keys, now)
+    if not verify_password(current, editor.password_hash):
+        throttle.failed(session, keys, now)
+        raise BadCredentials
+    return _replace_password(session, clock, editor.name, editor, new, keep_token)
+
+
+def _replace_password(
+    session: Session, clock: Clock, actor: str, editor: Editor, password: str, keep: str | None
+) -> int:
     editor.password_hash = hash_password(password)
     editor.password_changed_at = clock()
     session.add(editor)
-    ended = sessions.revoke_all(session, editor.id)
+    ended = sessions.revoke_all(session, editor.id, keep=keep)
     record(
         session,
         actor,

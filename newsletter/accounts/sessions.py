@@ -78,9 +78,11 @@ def close(session: Session, token: str) -> None:
         session.commit()
 
 
-def revoke_all(session: Session, editor_id: int | None) -> int:
-    """End every session of one account; returns how many (not committed)."""
-    rows = list(session.exec(select(DeskSession).where(DeskSession.editor_id == editor_id)))
+def revoke_all(session: Session, editor_id: int | None, keep: str | None = None) -> int:
+    """End every session of one account but `keep`'s; returns how many (not committed)."""
+    kept = _row_id(keep) if keep else None
+    query = select(DeskSession).where(DeskSession.editor_id == editor_id)
+    rows = [row for row in session.exec(query) if row.id != kept]
     for row in rows:
         session.delete(row)
     session.flush()

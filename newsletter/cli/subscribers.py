@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from newsletter import privacy, subscribers
+from newsletter import privacy, signup, subscribers
 from newsletter.audit import cli_actor
 from newsletter.cli import App, pass_app
 from newsletter.cli.editors import note
@@ -129,7 +129,7 @@ def remove_command(app: App, email: str) -> None:
 def invite_command(app: App, email: str, name: str) -> None:
     """Double opt-in: queue a confirmation message for EMAIL (sent by `jeudis send`)."""
     with open_session(app.settings) as session:
-        invitation = subscribers.invite(session, app.settings, app.clock, email, name)
+        invitation = signup.invite(session, app.settings, app.clock, email, name)
         if invitation.delivery is not None:
             note(app, session, "subscriber.invite", f"subscriber:{invitation.subscriber.id}")
     address = invitation.subscriber.email

@@ -65,6 +65,7 @@ ACTION_LABELS = {
     "item.import": "import de fichiers",
     "issue.build": "préparation du numéro",
     "issue.test-send": "envoi de test",
+    "issue.subject": "objet du numéro",
     "outbox.send": "envoi",
     "editor.login": "connexion",
     "editor.logout": "déconnexion",

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from newsletter import privacy
+from newsletter import accounts, privacy
 from newsletter.audit import entries, record
 from newsletter.db import open_session
 from newsletter.subscribers import InvalidAddress, normalise_email
-from newsletter.web import auth
+from newsletter.web import auth, guard
 from newsletter.web.desk import desk_of, flash
 
 JOURNAL_ROWS = 200
@@ -133,7 +133,50 @@ async def forget_reader(request: Request) -> Response:
     return RedirectResponse(back, status_code=303)
 
 
+async def account_page(request: Request) -> Response:
+    """The signed-in editor's own password: the current one, then the new one twice."""
+    desk = desk_of(request)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form = await auth.checked_form(request)
+        errors, status = await _change_password(request, form)
+        if not errors:
+            flash(request, "Mot de passe changé ; vos autres sessions sont fermées.")
+            return RedirectResponse(str(request.url_for("account")), status_code=303)
+    else:
+        status = 200
+    context = {"errors": errors, "password_min": accounts.PASSWORD_MIN}
+    return desk.page(request, "account.html", context, status=status)
+
+
+async def _change_password(request: Request, form) -> tuple[dict[str, str], int]:
+    """(errors by field in French, status): nothing changes unless there is no error."""
+    desk = desk_of(request)
+    current, new, again = (str(form.get(k) or "")[:1024] for k in ("current", "new", "again"))
+    if not auth.is_editor(request):
+        return {"form": "Aucun compte n’est ouvert : connectez-vous d’abord."}, 403
+    if len(new) < accounts.PASSWORD_MIN:
+        return {"new": f"Au moins {accounts.PASSWORD_MIN} caractères."}, 422
+    if new != again:
+        return {"again": "Les deux saisies du nouveau mot de passe diffèrent."}, 422
+    name, token = auth.actor(request), request.session.get("sid")
+    client = guard.Gate(desk.settings).client_address(request.scope) or "unknown"
+
+    def change() -> None:
+        with open_session(desk.settings) as session:
+            accounts.change_own_password(session, desk.clock, name, current, new, token, client)
+
+    try:
+        await run_in_threadpool(change)
+    except accounts.Throttled as exc:
+        return {"current": accounts.french_message(exc)}, 429
+    except accounts.BadCredentials:
+        return {"current": "Ce n’est pas votre mot de passe actuel."}, 401
+    return {}, 200
+
+
 ROUTES = [
+    Route("/account", account_page, methods=["GET", "POST"], name="account"),
     Route("/journal", journal_page, name="journal"),
     Route("/readers", readers_page, name="readers"),
     Route("/readers/export", export_reader, name="export_reader"),

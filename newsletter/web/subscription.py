@@ -8,7 +8,7 @@ malformed token (of any shape or length) gets a 400 page and changes nothing.
 
 Sign-up: a honeypot field, a per-client rate limit (counted in the database, so several
 web processes count together), and one answer for every address, sent before the work
-(`subscribers.invite`, which also holds each address to one confirmation per day).
+(`signup.invite`, which also holds each address to one confirmation per day).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from datetime import timedelta
 from sqlmodel import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter import ratelimit, subscribers
+from newsletter import ratelimit, signup, subscribers
 from newsletter.config import Settings
 from newsletter.db import engine_for, instance_secret
 from newsletter.subscribers import InvalidAddress
@@ -111,7 +112,12 @@ class Subscription:
     async def subscribe(self, request: Request) -> Response:
         """The same answer, with the same work before it, whatever the address's state:
         whether it is new, waiting or active is decided after the answer is sent."""
-        form = await request.form(max_files=0, max_fields=10)
+        try:
+            form = await request.form(max_files=0, max_fields=10)
+        except HTTPException:  # files, too many fields: not this page's form
+            return self.page(
+                request, "subscribe.html", status_code=400, email="", name="", error=True
+            )
         email = str(form.get("email", ""))[:MAX_FIELD].strip()
         name = " ".join(str(form.get("name", ""))[:MAX_FIELD].split())
         if form.get("website"):  # the hidden field only robots fill in
@@ -139,7 +145,7 @@ class Subscription:
 
     def _invite(self, email: str, name: str) -> None:
         with self.session() as session:
-            subscribers.invite(session, self.settings, self.clock, email, name, how="form")
+            signup.invite(session, self.settings, self.clock, email, name, how="form")
 
 
 def routes(settings: Settings, clock: Clock) -> list[BaseRoute]:
