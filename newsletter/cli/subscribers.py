@@ -84,20 +84,7 @@ def list_command(app: App, status: str | None, as_json: bool) -> None:
     with open_session(app.settings) as session:
         rows = subscribers.list_subscribers(session, status)
     if as_json:
-        fields = (
-            "id",
-            "email",
-            "name",
-            "status",
-            "created_at",
-            "status_changed_at",
-            "confirmed_at",
-            "unsubscribed_at",
-            "bounced_at",
-            "last_error",
-            "status_reason",
-        )
-        data = [{f: _plain(getattr(row, f)) for f in fields} for row in rows]
+        data = [{f: _plain(getattr(row, f)) for f in privacy.SUBSCRIBER_FIELDS} for row in rows]
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for row in rows:
