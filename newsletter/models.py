@@ -136,7 +136,9 @@ class Delivery(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    issue_id: int | None = Field(default=None, foreign_key="issue.id", index=True)
+    # issue_id and status: no index of their own, the unique key and ix_delivery_due lead
+    # with them (migration delivery_indexes).
+    issue_id: int | None = Field(default=None, foreign_key="issue.id")
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True)
     purpose: str = "issue"  # issue | confirm | test
     recipient: str
@@ -145,7 +147,7 @@ class Delivery(SQLModel, table=True):
     content: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     path: str | None = None
     message_id: str = Field(unique=True)
-    status: str = Field(default="queued", index=True)
+    status: str = "queued"
     attempts: int = 0
     next_attempt_at: datetime | None = aware(default=None)
     claimed_by: str | None = None

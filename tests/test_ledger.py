@@ -200,6 +200,39 @@ def test_many_subscribers_span_several_batches(home):
     assert len({r["message_id"] for r in rows(session)}) == BATCH + 8
 
 
+def test_a_row_another_writer_added_during_a_first_build_is_kept_once(home):
+    """A first build writes its batches fast (COPY on PostgreSQL, which cannot skip
+    duplicates); a row added meanwhile by another writer must neither fail the build nor
+    appear twice."""
+    settings, session, issue = home
+    session.add_all(
+        Subscriber(email=f"l{n}@example.org", created_at=NOW, status_changed_at=NOW)
+        for n in range(BATCH + 5)
+    )
+    session.commit()
+    late = session.exec(select(Subscriber).where(Subscriber.email == "l1002@example.org")).one()
+
+    added = []
+
+    def other_writer(done: int) -> None:
+        # Between the first batch and the second, which holds `late` (once: a build that
+        # starts a batch again reports the same count again).
+        if done == BATCH and not added:
+            added.append(late.id)
+            with open_session(settings) as other:
+                other.add(Delivery(issue_id=issue.id, subscriber_id=late.id, purpose="issue",
+                                   recipient=late.email, message_id="<other@writer>",
+                                   created_at=NOW))  # fmt: skip
+                other.commit()
+
+    report = write_issue_outbox(session, settings, issue, realistic_issue(), clock, other_writer)
+    assert report.written == BATCH + 8 - 1
+    assert len(rows(session)) == BATCH + 8
+    mine = [r for r in rows(session) if r["recipient"] == late.email]
+    assert [r["message_id"] for r in mine] == ["<other@writer>"]
+    assert added == [late.id]
+
+
 def test_send_at_is_the_scheduled_time_unless_the_build_was_late(home):
     settings, session, issue = home
     write_issue_outbox(session, settings, issue, realistic_issue(), clock)
