@@ -33,7 +33,7 @@ READERS = (
 _PLACEHOLDER = re.compile(r"\{\{(FORGED_)?(VERP|TOKEN) ([^ }]+)(?: ([^ }]+))?\}\}")
 
 
-def _tamper(text: str) -> str:
+def tamper(text: str) -> str:
     """The same string with its last character changed: a signature that no longer matches."""
     return text[:-1] + ("A" if text[-1] != "A" else "B")
 
@@ -49,7 +49,7 @@ def render(name: str, settings, ids: dict[str, int], week: str | None = None) ->
         forged, what, email, tag = found.groups()
         if what == "TOKEN":
             value = tokens.sign(secret, "unsubscribe", ids[email], email)
-            return _tamper(value) if forged else value
+            return tamper(value) if forged else value
         value = return_path(secret, settings.bounce_address, week or tag, ids[email])
         local, _, domain = value.rpartition("@")
         return f"{local[:-16]}{'0' * 16}@{domain}" if forged else value
