@@ -20,6 +20,7 @@ from pathlib import Path
 from smtp_server import free_port
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+POSTQUEUE = shutil.which("postqueue") or "/usr/sbin/postqueue"
 BOUNCE_DOMAIN = "bounce.test.example"
 UNSUBSCRIBE = "desinscription@test.example"  # the List-Unsubscribe mailto address
 
@@ -137,3 +138,17 @@ class Postfix:
     def log(self) -> str:
         path = self.root / "maillog"
         return path.read_text() if path.exists() else ""
+
+    def report(self, lines: int = 40) -> str:
+        """What a short count needs: the Maildir's files, Postfix's queue, the log's tail."""
+        new = self.maildir / "new"
+        names = sorted(path.name for path in new.iterdir()) if new.is_dir() else []
+        queue = subprocess.run(
+            [POSTQUEUE, "-c", str(self.etc), "-p"], capture_output=True, text=True, check=False
+        )
+        tail = "\n".join(self.log().splitlines()[-lines:])
+        return (
+            f"returns/new holds {len(names)}: {names}\n"
+            f"postqueue -p:\n{queue.stdout}{queue.stderr}\n"
+            f"maillog (last {lines} lines):\n{tail}"
+        )

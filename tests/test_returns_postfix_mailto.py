@@ -59,7 +59,7 @@ def test_mailto_unsubscribes_and_replies_reach_inbound_through_postfix(home, clo
             for sender, to, subject, extra in messages:
                 smtp.sendmail(sender, [to], _mail(sender, to, subject, extra))
         arrived = mta.wait_for_returns(len(messages))
-        assert len(arrived) == len(messages), mta.log()[-3000:]
+        assert len(arrived) == len(messages), mta.report()
         result = inbound(home.path, "--maildir", str(mta.maildir), env=home.env)
     assert result.exit_code == 0, result.output
     assert "unsubscribe: 2" in result.output and "forged: 1" in result.output
