@@ -30,6 +30,7 @@ from sqlmodel import Session
 from newsletter.config import Settings
 from newsletter.db import instance_secret
 from newsletter.delivery import claims
+from newsletter.delivery.ahead import Ahead, Made
 from newsletter.delivery.claims import Claimed, ClaimFilter
 from newsletter.delivery.classify import Answer, Breaker, Verdict, classify
 from newsletter.delivery.ledger import top_up
@@ -44,7 +45,10 @@ from newsletter.models import IssueMessage
 from newsletter.returnpath import return_path
 from newsletter.weeks import Clock
 
-CLAIM_BATCH = 10  # rows a worker takes at a time: small, so a stop leaves little to release
+# Rows a run holds at a time, shared among its connections: a claim costs three statements
+# and a commit, so not one row at a time; not many more, as the reader's status is read at
+# claim time and a slow sender should leave work for the others.
+CLAIM_BATCH = 50
 # When a deferred message is tried again, by its number of attempts so far.
 BACKOFF = tuple(timedelta(minutes=m) for m in (5, 15, 30, 60, 120, 240))
 RUN_PAUSE_MAX = 2.0  # seconds: the run slows down while the relay defers in a row
@@ -122,13 +126,15 @@ class _Run:
     db_lock: object = field(default_factory=nullcontext)
     templates: dict[int, MessageTemplate] = field(default_factory=dict)
     secret: bytes = b""
+    connections: int = 1
 
     def take(self, session: Session) -> list[Claimed]:
         """The worker's next rows, or none when the run is over or stopping."""
         with self.lock:
             if self.report.stopped or self.limit == 0:
                 return []
-            size = CLAIM_BATCH if self.limit is None else min(CLAIM_BATCH, self.limit)
+            size = max(1, CLAIM_BATCH // self.connections)
+            size = size if self.limit is None else min(size, self.limit)
             with self.db_lock:
                 rows = claims.claim(session, self.me, self.where, size)
             if self.limit is not None:
@@ -191,8 +197,9 @@ def message_for(
     )
 
 
-def make_message(run: _Run, session: Session, row: Claimed) -> bytes | None:
-    """The bytes that leave now: spliced, dated now, signed."""
+def make_message(run: _Run, session: Session | None, row: Claimed) -> bytes | None:
+    """The bytes that leave now: spliced, dated now, signed (`session`: None when the
+    issue's template is loaded already, as on the worker's making thread)."""
     template = None
     if row.path is None and row.content is None:
         template = run.template(session, row.issue_id)
@@ -220,13 +227,15 @@ def hand_over(run: _Run, relay: Relay, row: Claimed, data: bytes, settler: Settl
     return answer
 
 
-def deliver(run: _Run, session: Session, relay: Relay, row: Claimed, settler: Settler) -> None:
-    """One held row from claim to settled status."""
+def deliver(
+    run: _Run, session: Session, relay: Relay, row: Claimed, made: Made, settler: Settler
+) -> None:
+    """One held row from claim to settled status (`made`: its message, being made)."""
     reason = claims.skip_reason(row)
     if reason:
         run.settle(session, row, "skipped", tried=False, error=reason)
         return run.count(row, "skipped")
-    data = make_message(run, session, row)
+    data = made.result()
     if data is None:
         run.settle(session, row, "failed", tried=False, error=f"{row.path}: missing or empty")
         return run.count(row, "failed")
@@ -267,16 +276,20 @@ def worker(run: _Run, relay: Relay) -> None:
         Session(bind=connection, expire_on_commit=False) as session,
     ):
         settler = Settler(run.bind, run.settle)
+        ahead = Ahead(lambda row: None if claims.skip_reason(row) else make_message(run, None, row))
         try:
             while rows := run.take(session):
-                for row in rows:
+                for issue_id in {r.issue_id for r in rows if r.path is None and r.content is None}:
+                    run.template(session, issue_id)  # loaded here: the making thread has none
+                for row, made in ahead.messages(rows):
                     if run.report.stopped:
                         break
-                    deliver(run, session, relay, row, settler)
+                    deliver(run, session, relay, row, made, settler)
         except RelayFault as fault:
             run.stop(str(fault))
         finally:
             try:
+                ahead.close()
                 settler.close()
             finally:
                 relay.close()
@@ -333,7 +346,8 @@ def send_outbox(
 
 def _run_workers(run: _Run, settings: Settings, connections: int) -> None:
     target = parse_smtp_url(settings.smtp_url)
-    relays = [Relay(target, settings.smtp_timeout) for _ in range(max(1, connections))]
+    run.connections = max(1, connections)
+    relays = [Relay(target, settings.smtp_timeout) for _ in range(run.connections)]
     if len(relays) == 1:
         return worker(run, relays[0])
     errors: list[BaseException] = []

@@ -66,7 +66,13 @@ def _private_key(path: Path) -> rsa.RSAPrivateKey:
 
 def signature(data: bytes, key: rsa.RSAPrivateKey, domain: bytes, selector: bytes) -> bytes:
     """The `DKIM-Signature:` header line (folded, CRLF-ended) for a CRLF message."""
-    headers, body = dkim.rfc822_parse(data)
+    # dkimpy's rfc822_parse splits the whole message into lines (1.3 ms for an issue of 64 KB,
+    # more than the RSA signature): give it the header section only.
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        raise ValueError("DKIM: the message has no blank line after its header")
+    headers, _ = dkim.rfc822_parse(data[: end + 4])
+    body = data[end + 4 :]
     present = {name.lower() for name, _ in headers}
     include = [name for name in SIGNED_HEADERS if name in present]
     body_hash = base64.b64encode(hashlib.sha256(Simple.canonicalize_body(body)).digest())
