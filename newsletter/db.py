@@ -8,8 +8,6 @@ a database that cannot be reached is a runtime failure (exit 1) naming host and 
 from __future__ import annotations
 
 import fcntl
-import os
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,17 +21,19 @@ from alembic.script import ScriptDirectory
 from sqlmodel import Session, create_engine
 
 from newsletter.config import Settings
-from newsletter.errors import InputError, JeudisError, SettingsError
+from newsletter.errors import DatabaseError, InputError, JeudisError, SettingsError
 from newsletter.models import InstanceSecret
+from newsletter.sqlite_file import (
+    SQLITE_PRAGMAS,
+    SQLITE_TIMEOUT,
+    check_sqlite_file,
+    make_home,
+    not_sqlite,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 POSTGRES_EXTRA = "pip install 'jeudis-odd17[postgres]'"
-SQLITE_HEADER = b"SQLite format 3\x00"
 MIGRATION_LOCK = 0x6A65756469730001  # "jeudis" 1: PostgreSQL advisory lock key
-
-
-class DatabaseError(JeudisError):
-    """The database cannot be reached or fails under us: exit 1."""
 
 
 def is_postgres(engine: sa.Engine) -> bool:
@@ -69,11 +69,6 @@ def describe(url: sa.URL) -> str:
     return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
-def make_home(home: Path) -> None:
-    """Create the instance folder readable by its owner only (0700); leave an existing one."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
 def make_engine(settings: Settings) -> sa.Engine:
     """An engine for the configured URL; SQLite gets WAL and foreign keys, every engine a
     pre-ping so a database restart costs one reconnect, not a failed request."""
@@ -91,52 +86,17 @@ def make_engine(settings: Settings) -> sa.Engine:
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
-        _check_sqlite_file(Path(url.database))
-    engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=True)
+        check_sqlite_file(Path(url.database))
+    engine = create_engine(url, connect_args={"timeout": SQLITE_TIMEOUT}, pool_pre_ping=True)
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        for pragma in SQLITE_PRAGMAS:
+            cur.execute(pragma)
         cur.close()
 
     return engine
-
-
-def _check_sqlite_file(path: Path) -> None:
-    """Refuse a file that is not a SQLite database, an empty one included: SQLite would take
-    it as a new empty instance. A missing one is created whole (header written, owner-only
-    0600) under a temporary name, then linked in place, so an empty `jeudis.db` is never
-    ours; SQLite gives its -wal and -shm files the same mode."""
-    try:
-        if not path.exists():
-            _create_sqlite_file(path)
-        with open(path, "rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise DatabaseError(f"database {path}: {exc.strerror or exc}") from None
-    if header != SQLITE_HEADER:
-        raise not_sqlite(path, "the file is empty" if not header else "no SQLite header")
-
-
-def _create_sqlite_file(path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-    try:
-        conn = sqlite3.connect(tmp)
-        conn.execute("PRAGMA journal_mode=WAL")  # writes the header
-        conn.close()
-        os.link(tmp, path)
-    except FileExistsError:
-        pass  # another process created it first: theirs is as good
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def not_sqlite(path: Path | str, reason: object) -> InputError:
-    return InputError(f"database {path} is not a SQLite database (or is corrupt): {reason}")
 
 
 def database_failure(url: sa.URL, exc: sa.exc.DBAPIError) -> JeudisError:
