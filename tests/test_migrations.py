@@ -1,9 +1,10 @@
-"""The schema comes from Alembic migrations, and the models never drift from them; the head
-revision that start-up reads without Alembic is Alembic's."""
+"""The schema comes from Alembic migrations, and the models never drift from them, nor the
+plain views of them that start-up reads without Alembic or the ORM."""
 
 from datetime import datetime
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,8 +12,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
+from newsletter import items_table
 from newsletter.config import load_settings
 from newsletter.db import alembic_config, make_engine, migrate
+from newsletter.models import AwareDateTime, ContentItem
 from newsletter.revisions import head_revision
 
 
@@ -106,3 +109,13 @@ def test_the_head_of_a_history(tmp_path, files, head):
     for revision, down in files:
         revision_file(tmp_path, f"000_{revision}", revision, down)
     assert head_revision(tmp_path) == head
+
+
+def test_the_plain_view_of_the_items_table_is_the_models():
+    columns = ContentItem.__table__.columns
+    assert items_table.ITEM_COLUMNS == tuple(ContentItem.model_fields) == tuple(columns.keys())
+    kinds = {c.name: type(c.type) for c in columns}
+    dates = {name for name, kind in kinds.items() if issubclass(kind, sa.Date)}
+    aware = {name for name, kind in kinds.items() if issubclass(kind, AwareDateTime)}
+    assert (dates, aware) == (items_table.DATE_COLUMNS, items_table.DATETIME_COLUMNS)
+    assert not [name for name, kind in kinds.items() if issubclass(kind, sa.DateTime)]

@@ -13,7 +13,7 @@ from newsletter.cli import App, pass_app
 from newsletter.cli.editors import note
 from newsletter.db import open_session
 from newsletter.errors import InputError
-from newsletter.models import ITEM_STATUSES, KINDS
+from newsletter.items_table import ITEM_STATUSES, KINDS, json_ready
 from newsletter.queue import (
     ItemFields,
     add_item,
@@ -113,7 +113,8 @@ def list_(app: App, kind, status, as_json) -> None:
     with open_session(app.settings) as session:
         rows = list_items(session, kind, status)
     if as_json:
-        click.echo(json.dumps([item_as_dict(r) for r in rows], ensure_ascii=False, indent=2))
+        data = [json_ready(r._asdict()) for r in rows]
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     table = Table("id", "kind", "status", "prio", "window", "week", "title", box=None)
     for r in rows:
