@@ -1,10 +1,10 @@
 """The content_item table in plain SQL: its vocabulary, its columns, the queue's order, and
 its rows as Python values, without the ORM.
 
-`queue.list_items` (the desk and `jeudis item list`) runs the query and reads the rows with
-nothing but the standard library here, so a list can be read without SQLModel or pydantic.
-`ContentItem` in `models` is the same table seen by the ORM; a test checks that the two never
-drift.
+`queue.list_items` (the desk) and `jeudis item list` run the same query and read the rows the
+same way: the desk on its session, the list straight through sqlite3 when it can (else through
+SQLAlchemy Core), so the list starts without SQLModel or pydantic. `ContentItem` in `models` is
+the same table seen by the ORM; a test checks that the two never drift.
 """
 
 from __future__ import annotations

@@ -1,14 +1,23 @@
 """The SQLite file under the engine, with the standard library only: the instance folder, the
-file's checks and creation. `newsletter.db` builds its engines on them."""
+file's checks and creation, and one quick read of a database already at the head revision.
+
+`newsletter.db` builds its engines on these checks. `read_at_head` lets a command that only
+reads (`jeudis item list`) answer without loading SQLAlchemy; whenever it cannot answer, the
+command goes through `db.engine_for`, which creates, migrates or reports the database exactly
+as for every other command.
+"""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
+from newsletter.config import Settings
 from newsletter.errors import DatabaseError, InputError
+from newsletter.revisions import CURRENT_REVISIONS_SQL, head_revision
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_PRAGMAS = ("PRAGMA foreign_keys=ON", "PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000")
@@ -56,3 +65,43 @@ def _create_sqlite_file(path: Path) -> None:
         pass  # another process created it first: theirs is as good
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def plain_sqlite_path(url: str) -> Path | None:
+    """The file of a plain `sqlite:///PATH` URL (the default is one); None for any other URL,
+    or one that SQLAlchemy would read differently (escapes, a query, a URI, memory)."""
+    prefix = "sqlite:///"
+    path = url[len(prefix) :] if url.startswith(prefix) else ""
+    if not path or path == ":memory:" or path.startswith("file:") or any(c in path for c in "%?"):
+        return None
+    return Path(path)
+
+
+def read_at_head(settings: Settings, sql: str, params: Mapping[str, object]) -> list | None:
+    """The rows of one read (`:name` parameters) when the database is an existing SQLite file
+    already at the head revision; None when it is not, or when anything fails, for the caller
+    to go through SQLAlchemy, which then creates, migrates or reports it."""
+    path = plain_sqlite_path(settings.db_url)
+    head = head_revision()
+    if path is None or head is None:
+        return None
+    try:
+        make_home(settings.home)
+        if _read_header(path) != SQLITE_HEADER:
+            return None
+        # mode=rw: never create the file (that is check_sqlite_file's job, done whole).
+        uri = f"{path.absolute().as_uri()}?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)
+    except (OSError, sqlite3.Error):
+        return None
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            conn.execute(pragma)
+        if conn.execute(CURRENT_REVISIONS_SQL).fetchall() != [(head,)]:
+            return None
+        conn.row_factory = sqlite3.Row
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
