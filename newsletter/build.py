@@ -13,8 +13,9 @@ from sqlmodel import Session, col, func, select
 from newsletter.config import Settings
 from newsletter.delivery import write_issue_outbox
 from newsletter.errors import QueueDryError
+from newsletter.items_table import KINDS
 from newsletter.locks import instance_lock
-from newsletter.models import KINDS, ContentItem, Issue, Subscriber
+from newsletter.models import ContentItem, Issue, Subscriber
 from newsletter.pick import Calendar, Selection, closes_on, never_out, pick, plan
 from newsletter.publish import issue_url
 from newsletter.queue import queued_items

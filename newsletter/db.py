@@ -3,37 +3,41 @@
 Every failure an operator can cause here becomes one line: a bad or unsupported
 `database_url`, a missing driver or a file that is not a SQLite database is bad input (exit 2);
 a database that cannot be reached is a runtime failure (exit 1) naming host and port.
+
+Start-up: Alembic and SQLModel are imported inside the functions that need them, not at the
+top. A command on a database already at the head revision never runs Alembic, and one that
+reads through SQLAlchemy Core never needs the ORM; importing them would cost each such command
+about half a second (see "CLI start-up" in the README).
 """
 
 from __future__ import annotations
 
 import fcntl
-import os
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlmodel import Session, create_engine
 
 from newsletter.config import Settings
-from newsletter.errors import InputError, JeudisError, SettingsError
-from newsletter.models import InstanceSecret
+from newsletter.errors import DatabaseError, InputError, JeudisError, SettingsError
+from newsletter.revisions import CURRENT_REVISIONS_SQL, MIGRATIONS, VERSION_TABLE, head_revision
+from newsletter.sqlite_file import (
+    SQLITE_PRAGMAS,
+    SQLITE_TIMEOUT,
+    check_sqlite_file,
+    make_home,
+    not_sqlite,
+)
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlmodel import Session
+
 POSTGRES_EXTRA = "pip install 'jeudis-odd17[postgres]'"
-SQLITE_HEADER = b"SQLite format 3\x00"
 MIGRATION_LOCK = 0x6A65756469730001  # "jeudis" 1: PostgreSQL advisory lock key
-
-
-class DatabaseError(JeudisError):
-    """The database cannot be reached or fails under us: exit 1."""
 
 
 def is_postgres(engine: sa.Engine) -> bool:
@@ -69,11 +73,6 @@ def describe(url: sa.URL) -> str:
     return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
-def make_home(home: Path) -> None:
-    """Create the instance folder readable by its owner only (0700); leave an existing one."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
 def make_engine(settings: Settings) -> sa.Engine:
     """An engine for the configured URL; SQLite gets WAL and foreign keys, every engine a
     pre-ping so a database restart costs one reconnect, not a failed request."""
@@ -82,7 +81,7 @@ def make_engine(settings: Settings) -> sa.Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     try:
-        return create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True)
     except ImportError as exc:  # also SQLAlchemy's NoSuchModuleError
         raise InputError(
             f"database_url: no driver for {url.drivername} ({exc}): {POSTGRES_EXTRA}"
@@ -91,52 +90,17 @@ def make_engine(settings: Settings) -> sa.Engine:
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
-        _check_sqlite_file(Path(url.database))
-    engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=True)
+        check_sqlite_file(Path(url.database))
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_TIMEOUT}, pool_pre_ping=True)
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        for pragma in SQLITE_PRAGMAS:
+            cur.execute(pragma)
         cur.close()
 
     return engine
-
-
-def _check_sqlite_file(path: Path) -> None:
-    """Refuse a file that is not a SQLite database, an empty one included: SQLite would take
-    it as a new empty instance. A missing one is created whole (header written, owner-only
-    0600) under a temporary name, then linked in place, so an empty `jeudis.db` is never
-    ours; SQLite gives its -wal and -shm files the same mode."""
-    try:
-        if not path.exists():
-            _create_sqlite_file(path)
-        with open(path, "rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise DatabaseError(f"database {path}: {exc.strerror or exc}") from None
-    if header != SQLITE_HEADER:
-        raise not_sqlite(path, "the file is empty" if not header else "no SQLite header")
-
-
-def _create_sqlite_file(path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-    try:
-        conn = sqlite3.connect(tmp)
-        conn.execute("PRAGMA journal_mode=WAL")  # writes the header
-        conn.close()
-        os.link(tmp, path)
-    except FileExistsError:
-        pass  # another process created it first: theirs is as good
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def not_sqlite(path: Path | str, reason: object) -> InputError:
-    return InputError(f"database {path} is not a SQLite database (or is corrupt): {reason}")
 
 
 def database_failure(url: sa.URL, exc: sa.exc.DBAPIError) -> JeudisError:
@@ -153,6 +117,8 @@ def database_failure(url: sa.URL, exc: sa.exc.DBAPIError) -> JeudisError:
 
 def alembic_config(engine: sa.Engine, home: Path | None = None) -> Config:
     """Alembic's configuration; `home` lets a migration find the instance's old files."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -160,8 +126,24 @@ def alembic_config(engine: sa.Engine, home: Path | None = None) -> Config:
     return cfg
 
 
+def schema_at_head(engine: sa.Engine) -> bool:
+    """Whether the database records the head revision: one query, without Alembic."""
+    head = head_revision()
+    if head is None:
+        return False
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return False
+        return conn.execute(sa.text(CURRENT_REVISIONS_SQL)).scalars().all() == [head]
+
+
 def migrate(engine: sa.Engine, home: Path | None = None) -> None:
-    """Create or upgrade the schema to the newest revision (one process at a time)."""
+    """Create or upgrade the schema to the newest revision (one process at a time); a schema
+    already there is left alone without loading Alembic."""
+    if schema_at_head(engine):
+        return
+    from alembic import command
+
     with migration_lock(engine):
         command.upgrade(alembic_config(engine, home), "head")
 
@@ -190,6 +172,11 @@ def migration_lock(engine: sa.Engine) -> Iterator[None]:
 
 def check_schema(engine: sa.Engine) -> None:
     """Refuse to run against a database that is missing migrations."""
+    if schema_at_head(engine):
+        return
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
@@ -241,6 +228,8 @@ def forget_engines(urls: set[str] | None = None) -> None:
 @contextmanager
 def open_session(settings: Settings, *, upgrade: bool = True) -> Iterator[Session]:
     """A session on an up-to-date schema (migrations are applied when `upgrade`)."""
+    from sqlmodel import Session
+
     with Session(engine_for(settings, upgrade=upgrade), expire_on_commit=False) as session:
         yield session
 
@@ -255,7 +244,7 @@ def instance_secret(settings: Settings) -> bytes:
     secret = _secrets.get(url)
     if secret is None:
         with engine_for(settings).connect() as conn:
-            value = conn.execute(sa.select(InstanceSecret.value)).scalar()
+            value = conn.execute(sa.text("SELECT value FROM instance_secret")).scalar()
         if value is None:
             raise DatabaseError("the instance secret is missing from the database")
         secret = _secrets[url] = bytes.fromhex(value)

@@ -36,6 +36,10 @@ class ConflictError(InputError):
     """The action would rewrite history (a used item, an issue already sent)."""
 
 
+class DatabaseError(JeudisError):
+    """The database cannot be reached or fails under us: exit 1."""
+
+
 class QueueDryError(JeudisError):
     """A kind has nothing to give for a Thursday: the build stops before writing anything."""
 

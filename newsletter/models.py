@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-KINDS = ("news", "example", "tool")
-ITEM_STATUSES = ("proposed", "queued", "used", "rejected", "dropped")
+# The items' kinds and statuses live in items_table, with the table read without the ORM.
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
 # queued/deferred wait for a sender; sent, bounced, expired, skipped, failed are final
 # ("failed": a message that cannot be made, e.g. a legacy .eml file gone missing).

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from newsletter.models import KINDS
+from newsletter.items_table import KINDS
 from newsletter.weeks import thursday_of, week_key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

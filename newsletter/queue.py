@@ -9,10 +9,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import date
 from urllib.parse import urlsplit
 
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlmodel import Session, select
 
 from newsletter.errors import ConflictError, InputError, NotFoundError
-from newsletter.models import ITEM_STATUSES, KINDS, ContentItem
+from newsletter.items_table import KINDS, ItemRow, item_row, json_ready, queue_query
+from newsletter.models import ContentItem
 from newsletter.weeks import Clock, parse_week_key
 
 TITLE_MAX = 200
@@ -202,24 +204,10 @@ def reject_item(session: Session, item_id: int, clock: Clock) -> ContentItem:
 
 def list_items(
     session: Session, kind: str | None = None, status: str | None = None
-) -> list[ContentItem]:
-    """Items by kind and status, in queue order (pinned/priority/oldest first)."""
-    if kind and kind not in KINDS:
-        raise InputError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
-    if status and status not in ITEM_STATUSES:
-        raise InputError(f"status: {status!r} is not one of {', '.join(ITEM_STATUSES)}")
-    query = select(ContentItem)
-    if kind:
-        query = query.where(ContentItem.kind == kind)
-    if status:
-        query = query.where(ContentItem.status == status)
-    query = query.order_by(
-        col(ContentItem.kind),
-        col(ContentItem.priority).desc(),
-        col(ContentItem.queued_at),
-        col(ContentItem.id),
-    )
-    return list(session.exec(query))
+) -> list[ItemRow]:
+    """Items by kind and status, in queue order (the query `jeudis item list` runs too)."""
+    sql, params = queue_query(kind, status)
+    return [item_row(row) for row in session.connection().execute(sa.text(sql), params).mappings()]
 
 
 def queued_items(session: Session) -> list[ContentItem]:
@@ -228,6 +216,6 @@ def queued_items(session: Session) -> list[ContentItem]:
 
 
 def item_as_dict(row: ContentItem) -> dict:
-    """A JSON-ready view of an item."""
-    data = row.model_dump()
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
+    """A JSON-ready view of an item, its fields in their declared order (as `item list`)."""
+    # Not model_dump(): it follows the order in which the ORM happened to load the attributes.
+    return json_ready({name: getattr(row, name) for name in ContentItem.model_fields})

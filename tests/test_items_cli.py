@@ -5,6 +5,11 @@ import json
 import pytest
 from jeudis_cli import run
 
+from newsletter.config import load_settings
+from newsletter.db import open_session
+from newsletter.items_table import json_ready
+from newsletter.queue import list_items
+
 
 def add(home, *extra, kind="news", title="Une actualité", url="https://www.lerameau.fr/a"):
     return run(home, "item", "add", "--kind", kind, "--title", title, "--url", url, *extra)
@@ -49,6 +54,24 @@ def test_add_list_show_edit_drop(tmp_path):
     assert run(tmp_path, "item", "drop", str(item["id"])).exit_code == 0
     assert listing(tmp_path, "--status", "queued") == []
     assert listing(tmp_path, "--status", "dropped")[0]["id"] == item["id"]
+
+
+def test_list_show_and_the_desk_read_items_alike(tmp_path):
+    """`item list` reads the table without the ORM; `item show` and the desk's queue use it."""
+    window = ["--from", "2026-11-01", "--until", "2026-12-31", "--week", "2026-W49"]
+    image = ["--image", "https://a.example/i.png", "--image-alt", "Une image"]
+    assert add(tmp_path, "--summary", "Résumé.", *window, *image, "--priority", "2").exit_code == 0
+    assert add(tmp_path, kind="tool", title="Un outil").exit_code == 0
+    listed = listing(tmp_path)
+    shown = [
+        json.loads(run(tmp_path, "item", "show", str(i["id"]), "--json").stdout) for i in listed
+    ]
+    assert [list(item) for item in shown] == [list(item) for item in listed]  # the same order
+    assert shown == listed
+    assert listed[0]["available_until"] == "2026-12-31"
+    assert listed[0]["created_at"].endswith("+00:00")
+    with open_session(load_settings({"JEUDIS_HOME": str(tmp_path)})) as session:
+        assert [json_ready(row._asdict()) for row in list_items(session)] == listed
 
 
 def test_list_filters_by_kind(tmp_path):

@@ -1,15 +1,22 @@
-"""The schema comes from Alembic migrations, and the models never drift from them."""
+"""The schema comes from Alembic migrations, and the models never drift from them, nor the
+plain views of them that start-up reads without Alembic or the ORM."""
 
 from datetime import datetime
 
+import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
+from newsletter import items_table
 from newsletter.config import load_settings
 from newsletter.db import alembic_config, make_engine, migrate
+from newsletter.models import AwareDateTime, ContentItem
+from newsletter.revisions import head_revision
 
 
 def test_migrations_build_the_models_schema(tmp_path):
@@ -72,3 +79,43 @@ def test_content_identity_migration_keeps_one_item_per_file(tmp_path):
         5: ("file:tools/c.md", "queued"),
         6: ("file:c.md", "queued"),
     }
+
+
+def test_the_head_read_from_the_files_is_alembics(tmp_path):
+    engine = make_engine(load_settings({"JEUDIS_HOME": str(tmp_path)}))
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    assert head_revision() == script.get_current_head()
+    engine.dispose()
+
+
+def revision_file(folder, name: str, revision: str, down: str) -> None:
+    (folder / f"{name}.py").write_text(
+        f'"""{name}\n\nRevision ID: {revision}\nRevises: {down}\n"""\n\n'
+        f"revision: str = {revision!r}\ndown_revision: str | None = {down}\n",
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "head"),
+    [
+        ([("a", "None"), ("b", "'a'"), ("c", "'b'")], "c"),
+        ([("a", "None"), ("b", "'a'"), ("c", "'a'")], None),  # two heads: Alembic decides
+        ([("a", "None"), ("b", "'a'"), ("c", "'a'"), ("m", "('b', 'c')")], "m"),  # a merge
+        ([("a", "None"), ("b", "f'{x}'")], None),  # not a literal: Alembic decides
+    ],
+)
+def test_the_head_of_a_history(tmp_path, files, head):
+    for revision, down in files:
+        revision_file(tmp_path, f"000_{revision}", revision, down)
+    assert head_revision(tmp_path) == head
+
+
+def test_the_plain_view_of_the_items_table_is_the_models():
+    columns = ContentItem.__table__.columns
+    assert items_table.ITEM_COLUMNS == tuple(ContentItem.model_fields) == tuple(columns.keys())
+    kinds = {c.name: type(c.type) for c in columns}
+    dates = {name for name, kind in kinds.items() if issubclass(kind, sa.Date)}
+    aware = {name for name, kind in kinds.items() if issubclass(kind, AwareDateTime)}
+    assert (dates, aware) == (items_table.DATE_COLUMNS, items_table.DATETIME_COLUMNS)
+    assert not [name for name, kind in kinds.items() if issubclass(kind, sa.DateTime)]

@@ -1,8 +1,9 @@
 """The `jeudis` command: one group per noun, verbs for the pipeline.
 
 Command modules are loaded on demand (click's "lazy group" pattern): `jeudis --help` lists the
-table below without importing a command, and `jeudis item list` imports only the item
-commands, so the database, templates and web stacks load only for the commands that use them.
+table below without importing a command, and `jeudis item list` imports only the list (the
+other item commands wait in their own module), so the database, templates and web stacks load
+only for the commands that use them.
 """
 
 from __future__ import annotations
@@ -70,19 +71,33 @@ def _database_error(exc: Exception) -> bool:
     return sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
 
 
-class JeudisGroup(click.Group):
-    """Loads commands on demand; turns the errors users can cause into one line and a code."""
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use from `lazy`: name -> "module:attribute"
+    (a module of this package)."""
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*COMMANDS, *self.commands})
+        return sorted({*self.lazy, *self.commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.commands or cmd_name not in COMMANDS:
+        if cmd_name in self.commands or cmd_name not in self.lazy:
             return self.commands.get(cmd_name)
-        module, _, attribute = COMMANDS[cmd_name][0].partition(":")
+        module, _, attribute = self.lazy[cmd_name].partition(":")
         command = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
         self.add_command(command, cmd_name)
         return command
+
+
+class JeudisGroup(LazyGroup):
+    """Loads commands on demand; turns the errors users can cause into one line and a code."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(
+            *args, lazy={name: where for name, (where, _) in COMMANDS.items()}, **kwargs
+        )
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]

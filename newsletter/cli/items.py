@@ -1,106 +1,52 @@
-"""`jeudis item …`: the editors' queue on the command line."""
+"""`jeudis item …`: the editors' queue on the command line.
+
+`item list` runs the queue's plain query (newsletter/items_table.py), straight through sqlite3
+when the instance is a SQLite file at the head revision, so it starts without SQLAlchemy's ORM,
+SQLModel or Alembic. The commands on one item are in `one_item` and load on first use.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Mapping
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from newsletter.cli import App, pass_app
-from newsletter.cli.editors import note
-from newsletter.db import open_session
-from newsletter.errors import InputError
-from newsletter.models import ITEM_STATUSES, KINDS
-from newsletter.queue import (
-    ItemFields,
-    add_item,
-    approve_item,
-    drop_item,
-    edit_item,
-    get_item,
-    item_as_dict,
-    list_items,
-    reject_item,
+from newsletter.cli import App, LazyGroup, pass_app
+from newsletter.config import Settings
+from newsletter.items_table import (
+    ITEM_STATUSES,
+    KINDS,
+    ItemRow,
+    item_row,
+    json_ready,
+    queue_query,
 )
-from newsletter.weeks import parse_date
+from newsletter.sqlite_file import read_at_head
+
+ONE_ITEM = ("add", "show", "edit", "drop", "approve", "reject")
 
 
-def _read_body(path: str | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"--body-file: {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"--body-file: {path}: is not UTF-8 text") from None
+def read_items(settings: Settings, sql: str, params: Mapping[str, object]) -> list[ItemRow]:
+    """The rows of one item query, at once from a SQLite file at the head revision, else
+    through SQLAlchemy, which creates, migrates or reports the database as for any command."""
+    rows = read_at_head(settings, sql, params)
+    if rows is None:
+        # Imported here, not at the top, for start-up: the quick read above needs neither.
+        import sqlalchemy as sa
+
+        from newsletter.db import engine_for
+
+        with engine_for(settings).connect() as conn:
+            rows = conn.execute(sa.text(sql), params).mappings().all()
+    return [item_row(row) for row in rows]
 
 
-def item_options(required: bool):
-    """The options shared by `add` and `edit` (all optional for `edit`)."""
-
-    def decorate(command):
-        options = [
-            click.option("--kind", type=click.Choice(KINDS), required=required),
-            click.option("--title", required=required),
-            click.option("--url", required=required, help="The link readers follow."),
-            click.option("--summary", help="One or two sentences, plain text."),
-            click.option(
-                "--body-file", type=click.Path(dir_okay=False), help="A Markdown file for the body."
-            ),
-            click.option("--image", "image_url", help="Image URL (needs --image-alt)."),
-            click.option("--image-alt", help="Text alternative for the image."),
-            click.option(
-                "--from",
-                "available_from",
-                metavar="DATE",
-                help="First date it may go out (YYYY-MM-DD).",
-            ),
-            click.option(
-                "--until", "available_until", metavar="DATE", help="Last date it may go out."
-            ),
-            click.option(
-                "--week", "pinned_week", metavar="2026-W49", help="Pin it to that ISO week's issue."
-            ),
-            click.option("--priority", type=int, help="Higher goes out first (default 0)."),
-        ]
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
-
-
-def _changes(values: dict) -> dict:
-    changes = {k: v for k, v in values.items() if v is not None}
-    body = _read_body(changes.pop("body_file", None))
-    if body is not None:
-        changes["body"] = body
-    for key in ("available_from", "available_until"):
-        if key in changes:
-            changes[key] = parse_date(changes[key], "--from" if key.endswith("from") else "--until")
-    return changes
-
-
-@click.group("item")
+@click.group("item", cls=LazyGroup, lazy={name: f"one_item:{name}" for name in ONE_ITEM})
 def item() -> None:
     """Queue, list and edit news, inspiring examples and tools."""
-
-
-@item.command("add")
-@item_options(required=True)
-@pass_app
-def add(app: App, **values) -> None:
-    """Queue a new item."""
-    changes = _changes(values)
-    fields = ItemFields(**{"priority": 0, **changes})
-    with open_session(app.settings) as session:
-        row = add_item(session, fields, app.clock)
-        note(app, session, "item.add", f"item:{row.id}", row.title)
-    click.echo(f"queued {row.kind} #{row.id}: {row.title}")
 
 
 @item.command("list")
@@ -110,10 +56,10 @@ def add(app: App, **values) -> None:
 @pass_app
 def list_(app: App, kind, status, as_json) -> None:
     """List items (all, or one kind / status)."""
-    with open_session(app.settings) as session:
-        rows = list_items(session, kind, status)
+    rows = read_items(app.settings, *queue_query(kind, status))
     if as_json:
-        click.echo(json.dumps([item_as_dict(r) for r in rows], ensure_ascii=False, indent=2))
+        data = [json_ready(r._asdict()) for r in rows]
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     table = Table("id", "kind", "status", "prio", "window", "week", "title", box=None)
     for r in rows:
@@ -127,72 +73,3 @@ def list_(app: App, kind, status, as_json) -> None:
         )
     Console().print(table)
     click.echo(f"{len(rows)} item(s)")
-
-
-@item.command("show")
-@click.argument("item_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
-@pass_app
-def show(app: App, item_id: int, as_json: bool) -> None:
-    """Show one item in full."""
-    with open_session(app.settings) as session:
-        data = item_as_dict(get_item(session, item_id))
-    if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-        return
-    body = data.pop("body")
-    for key, value in data.items():
-        if value not in (None, ""):
-            click.echo(f"{key:16} {value}")
-    if body:
-        click.echo("\n" + body)
-
-
-@item.command("edit")
-@click.argument("item_id", type=int)
-@item_options(required=False)
-@click.option("--force", is_flag=True, help="Edit an item already used (its issue stays as sent).")
-@pass_app
-def edit(app: App, item_id: int, force: bool, **values) -> None:
-    """Change some fields of an item."""
-    changes = _changes(values)
-    if not changes:
-        raise InputError("edit: nothing to change (give at least one option)")
-    with open_session(app.settings) as session:
-        row = edit_item(session, item_id, changes, app.clock, force=force)
-        note(app, session, "item.edit", f"item:{row.id}", ", ".join(sorted(changes)))
-    click.echo(f"updated {row.kind} #{row.id}: {row.title}")
-
-
-@item.command("drop")
-@click.argument("item_id", type=int)
-@pass_app
-def drop(app: App, item_id: int) -> None:
-    """Take an item out of the queue (used items are history and stay)."""
-    with open_session(app.settings) as session:
-        row = drop_item(session, item_id, app.clock)
-        note(app, session, "item.drop", f"item:{row.id}", row.title)
-    click.echo(f"dropped {row.kind} #{row.id}: {row.title}")
-
-
-@item.command("approve")
-@click.argument("item_id", type=int)
-@click.option("--priority", type=int)
-@pass_app
-def approve(app: App, item_id: int, priority: int | None) -> None:
-    """Queue a proposed news item (from a feed)."""
-    with open_session(app.settings) as session:
-        row = approve_item(session, item_id, app.clock, priority=priority)
-        note(app, session, "item.approve", f"item:{row.id}", row.title)
-    click.echo(f"approved news #{row.id}: {row.title}")
-
-
-@item.command("reject")
-@click.argument("item_id", type=int)
-@pass_app
-def reject(app: App, item_id: int) -> None:
-    """Hide a proposed news item for good."""
-    with open_session(app.settings) as session:
-        row = reject_item(session, item_id, app.clock)
-        note(app, session, "item.reject", f"item:{row.id}", row.title)
-    click.echo(f"rejected news #{row.id}: {row.title}")

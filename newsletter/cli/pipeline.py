@@ -16,7 +16,7 @@ from newsletter.cli.editors import note
 from newsletter.content import import_content
 from newsletter.db import instance_secret, open_session
 from newsletter.files import write_atomic
-from newsletter.models import KINDS
+from newsletter.items_table import KINDS
 from newsletter.pick import closes_on
 from newsletter.render import as_preview
 from newsletter.weeks import parse_date, upcoming_thursday

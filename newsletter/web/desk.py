@@ -38,7 +38,8 @@ from newsletter.build import calendar
 from newsletter.config import Settings
 from newsletter.content import import_content
 from newsletter.db import open_session
-from newsletter.models import ITEM_STATUSES, KINDS, ContentItem, Issue
+from newsletter.items_table import ITEM_STATUSES, KINDS
+from newsletter.models import ContentItem, Issue
 from newsletter.queue import list_items
 from newsletter.render import french_date
 from newsletter.web import auth, guard

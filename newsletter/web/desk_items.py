@@ -21,7 +21,8 @@ from starlette.routing import Route
 from newsletter.audit import entries, record
 from newsletter.db import open_session
 from newsletter.errors import ConflictError, InputError, NotFoundError
-from newsletter.models import KINDS, ContentItem
+from newsletter.items_table import KINDS
+from newsletter.models import ContentItem
 from newsletter.queue import (
     SUMMARY_MAX,
     TITLE_MAX,
