@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import pytest
 from jeudis_cli import run
 
@@ -154,12 +155,17 @@ def test_edit_keeps_the_item_whole_on_bad_input(tmp_path):
 def test_every_command_answers_help(tmp_path):
     from newsletter.cli import main
 
-    def walk(group, path):
+    def walk(command, path):
+        """Every command, the lazily loaded ones too (list_commands/get_command load them)."""
         yield path
-        for name, command in getattr(group, "commands", {}).items():
-            yield from walk(command, [*path, name])
+        if isinstance(command, click.Group):
+            context = click.Context(command)
+            for name in command.list_commands(context):
+                yield from walk(command.get_command(context, name), [*path, name])
 
-    for path in walk(main, []):
+    paths = list(walk(main, []))
+    assert ["item", "show"] in paths and ["subscriber", "import"] in paths
+    for path in paths:
         result = run(tmp_path, *path, "--help")
         assert result.exit_code == 0, path
         assert "Usage:" in result.stdout
