@@ -43,13 +43,13 @@ class Settings:
     first_issue_number: int = 1
     # Public addresses: the web archive and the unsubscribe endpoints live under base_url.
     base_url: str = "http://127.0.0.1:8017"
-    from_address: str = "Les Jeudis de l'ODD 17 <jeudis@lerameau.example.org>"
+    from_address: str = "Les Jeudis de l’ODD 17 <jeudis@lerameau.example.org>"
     reply_to: str = ""
     list_id: str = "jeudis-odd17.lerameau.example.org"
     unsubscribe_mailto: str = "desinscription@lerameau.example.org"
-    # Who sends the letter, for its footer (the demo's placeholders: set your own).
+    # Who sends the letter, for its footer (Le RAMEAU's postal address; set your own).
     org_name: str = "Le RAMEAU"
-    org_address: str = "1 rue de l'Exemple, 75000 Paris, France"
+    org_address: str = "1, allée Charles-V, 94300 Vincennes, France"
     contact_address: str = "contact@lerameau.example.org"
     # Delivery.
     smtp_url: str = "smtp://127.0.0.1:25"

@@ -146,7 +146,7 @@ def test_headers_are_encoded_and_round_trip():
     assert msg["Reply-To"].addresses[0].addr_spec == "contact@lerameau.example.org"
     assert parsedate_to_datetime(msg["Date"]) == DATE
     assert msg["MIME-Version"] == "1.0"
-    assert msg["List-Id"] == "Les Jeudis de l'ODD 17 <jeudis-odd17.lerameau.example.org>"
+    assert msg["List-Id"] == "Les Jeudis de l’ODD 17 <jeudis-odd17.lerameau.example.org>"
     assert msg["Feedback-ID"] == "2026-W48:jeudis-odd17:jeudis:lerameau.example.org"
     assert msg["Message-ID"] == message_id_for(WEEK, 42, "lerameau.example.org")
     head = data.split(b"\r\n\r\n", 1)[0]

@@ -9,6 +9,7 @@ a dropped connection is re-opened; Date is stamped at delivery.
 from __future__ import annotations
 
 from datetime import timedelta
+from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 
 import pytest
@@ -52,7 +53,8 @@ def test_sends_each_message_once_dated_at_delivery_from_its_verp_address(home, c
         assert who.subscriber_id == rows[message.recipients[0]].subscriber_id
         assert message.sender.endswith("@lerameau.example.org")
         assert message.sender.startswith("bounces+2026-w48.")
-        assert message.message["From"] == "Les Jeudis de l'ODD 17 <jeudis@lerameau.example.org>"
+        sender = str(make_header(decode_header(message.message["From"])))
+        assert sender == "Les Jeudis de l’ODD 17 <jeudis@lerameau.example.org>"
         assert message.message["Feedback-ID"] == (
             "2026-W48:jeudis-odd17:jeudis:lerameau.example.org"
         )

@@ -28,7 +28,7 @@ from newsletter.render import UNSUBSCRIBE_MARK, RenderedIssue
 from newsletter.tokens import mac, sign
 
 CRLF = b"\r\n"
-LIST_NAME = "Les Jeudis de l'ODD 17"
+LIST_NAME = "Les Jeudis de l’ODD 17"  # ’, as everywhere a reader looks
 # refold_source="all": without it a short non-ASCII value would be left raw, not RFC 2047.
 _FOLD = policy.SMTP.clone(max_line_length=78, refold_source="all")
 
