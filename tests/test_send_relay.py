@@ -14,7 +14,7 @@ from smtp_server import SmtpServer
 
 from newsletter.db import open_session
 from newsletter.delivery import RelayError, send_outbox
-from newsletter.delivery.relay import parse_smtp_url
+from newsletter.delivery.relay import Relay, parse_smtp_url
 from newsletter.errors import SettingsError
 
 
@@ -146,3 +146,20 @@ def test_partial_dkim_settings_are_refused(home, clock, smtp_server):
     with open_session(settings) as session, pytest.raises(SettingsError, match="dkim_key_file"):
         send_outbox(session, settings, clock)
     assert deliveries(home)["ada@example.org"].attempts == 0
+
+
+@pytest.mark.parametrize("ending", [b"\r\n", b""])
+def test_lines_starting_with_a_dot_arrive_as_they_left(smtp_server, ending):
+    """DATA's dot-stuffing (done by the relay module, not smtplib): a line that is a single
+    dot or starts with dots must not end the message early or lose a dot."""
+    data = b"Subject: points\r\n\r\n.une ligne\r\n.\r\n..deux\r\nfin\r\n.\r\n\r\n.derniere" + ending
+    relay = Relay(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), 10)
+    try:
+        answer = relay.send("bounces@lerameau.example.org", "ada@example.org", data)
+        again = relay.send("bounces@lerameau.example.org", "ada@example.org", b".\r\n" + data)
+    finally:
+        relay.close()
+    assert (answer.code, again.code) == (250, 250)
+    [first, second] = smtp_server.handler.messages
+    assert first.data == data if ending else first.data == data + b"\r\n"
+    assert second.data == b".\r\n" + first.data

@@ -29,6 +29,10 @@ class Ahead:
 
     def messages(self, rows: Iterable[Claimed]) -> Iterator[tuple[Claimed, Made]]:
         """Each row with its message being made; `.result()` waits for it (or raises)."""
+        if self.depth == 0:  # in line, on the caller's thread, when asked for
+            for row in rows:
+                yield row, _InLine(self.make, row)
+            return
         rows = iter(rows)
         pending = deque((row, self.pool.submit(self.make, row)) for row in islice(rows, self.depth))
         while pending:
@@ -40,3 +44,13 @@ class Ahead:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _InLine:
+    """A message made when its result is asked for (depth 0)."""
+
+    def __init__(self, make: Callable[[Claimed], bytes | None], row: Claimed):
+        self.make, self.row = make, row
+
+    def result(self) -> bytes | None:
+        return self.make(self.row)

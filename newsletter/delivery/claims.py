@@ -163,7 +163,7 @@ _SETTLE = {(t, s): _settle_statement(t, s) for t in (False, True) for s in (Fals
 
 
 def settle(
-    session: Session,
+    session: Session | sa.Connection,
     me: str,
     row_id: int,
     status: str,

@@ -25,6 +25,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from newsletter.config import Settings
@@ -49,6 +50,7 @@ from newsletter.weeks import Clock
 # and a commit, so not one row at a time; not many more, as the reader's status is read at
 # claim time and a slow sender should leave work for the others.
 CLAIM_BATCH = 50
+AHEAD = 1
 # When a deferred message is tried again, by its number of attempts so far.
 BACKOFF = tuple(timedelta(minutes=m) for m in (5, 15, 30, 60, 120, 240))
 RUN_PAUSE_MAX = 2.0  # seconds: the run slows down while the relay defers in a row
@@ -160,7 +162,7 @@ class _Run:
                 self.templates[issue_id] = _load(stored.template)
             return self.templates[issue_id]
 
-    def settle(self, session: Session, row: Claimed, status: str, **values) -> None:
+    def settle(self, session: Session | Connection, row: Claimed, status: str, **values) -> None:
         with self.db_lock:
             claims.settle(session, self.me, row.id, status, **values)
 
@@ -276,7 +278,10 @@ def worker(run: _Run, relay: Relay) -> None:
         Session(bind=connection, expire_on_commit=False) as session,
     ):
         settler = Settler(run.bind, run.settle)
-        ahead = Ahead(lambda row: None if claims.skip_reason(row) else make_message(run, None, row))
+        ahead = Ahead(
+            lambda row: None if claims.skip_reason(row) else make_message(run, None, row),
+            AHEAD if run.connections == 1 else 0,
+        )
         try:
             while rows := run.take(session):
                 for issue_id in {r.issue_id for r in rows if r.path is None and r.content is None}:

@@ -7,7 +7,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 
 import sqlalchemy as sa
-from sqlmodel import Session
 
 from newsletter.delivery.claims import Claimed
 
@@ -22,14 +21,14 @@ class Settler:
         self.write, self.pending = write, None
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="settle")
         self.stack = ExitStack()
-        connection = self.stack.enter_context(bind.connect())
-        self.stack.enter_context(synchronous(connection, "NORMAL"))
-        self.session = self.stack.enter_context(Session(bind=connection))
+        # A Connection, not an ORM Session: the same UPDATE costs a third less CPU.
+        self.connection = self.stack.enter_context(bind.connect())
+        self.stack.enter_context(synchronous(self.connection, "NORMAL"))
 
     def later(self, row: Claimed, status: str, **values) -> None:
         self.wait()
         self.pending: Future | None = self.pool.submit(
-            self.write, self.session, row, status, **values
+            self.write, self.connection, row, status, **values
         )
 
     def wait(self) -> None:
