@@ -100,12 +100,20 @@ def rendered(settings):
 
 
 def build(settings) -> tuple[float, int]:
-    """Wall time of one ledger build from nothing (the rows and message deleted first)."""
+    """Wall time of one ledger build from nothing: the rows and message deleted first and,
+    on PostgreSQL, vacuumed away, so each build starts on an empty table as a real one does
+    (dead rows left by the previous build slowed the next one by up to a third)."""
     page = rendered(settings)
     with open_session(settings) as session:
         session.execute(sa.delete(Delivery))
         session.execute(sa.delete(IssueMessage))
         session.commit()
+        bind = session.get_bind()
+        if bind.dialect.name == "postgresql":
+            with bind.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    "VACUUM ANALYZE delivery"
+                )
         issue = session.exec(sa.select(Issue)).scalars().one()
         start = time.perf_counter()
         report = write_issue_outbox(session, settings, issue, page, clock)

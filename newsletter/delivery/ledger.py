@@ -13,7 +13,7 @@ sender makes each recipient's bytes when the message leaves (delivery/send.py), 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
@@ -108,11 +108,13 @@ def add_recipients(
     while chunk := session.execute(
         _pending(issue.id, last_id, COPY_ROWS if copy else BATCH, check=not fresh)
     ).all():
-        rows = [row(subscriber_id, email) for subscriber_id, email in chunk]
+        # COPY makes each row as it goes, so the server stores a row while the next is made.
+        rows = (row(subscriber_id, email) for subscriber_id, email in chunk)
         if copy and _copied(session, rows, written, progress):
-            written += len(rows)
+            written += len(chunk)
         else:
             copy = False  # another writer is adding rows for this issue: skip duplicates
+            rows = [row(subscriber_id, email) for subscriber_id, email in chunk]
             for start in range(0, len(rows), BATCH):
                 part = rows[start : start + BATCH]
                 written += (_insert_pg if postgres else _insert_rows)(session, part)
@@ -204,24 +206,27 @@ _UNIQUE_VIOLATION = "23505"
 
 
 def _copied(
-    session: Session, rows: list[dict], written: int, progress: Callable[[int], None] | None
+    session: Session, rows: Iterable[dict], written: int, progress: Callable[[int], None] | None
 ) -> bool:
     """COPY the rows; False (and nothing written) if one of them is there already."""
     connection = _unhurried(session)
-    created_at = _as_stored(rows[0]["created_at"])
     try:
         with (
             connection.begin_nested(),
             connection.connection.driver_connection.cursor() as cursor,
             cursor.copy(_PG_COPY) as copy,
         ):
+            done, created_at = 0, None  # every row of a build has the same created_at
             for done, row in enumerate(rows, 1):
+                created_at = created_at or _as_stored(row["created_at"])
                 copy.write_row(
                     (row["issue_id"], row["subscriber_id"], PURPOSE_ISSUE, row["recipient"],
                      row["message_id"], "queued", 0, created_at)
                 )  # fmt: skip
-                if progress is not None and (done % BATCH == 0 or done == len(rows)):
+                if progress is not None and done % BATCH == 0:
                     progress(written + done)
+            if progress is not None and done % BATCH:
+                progress(written + done)
     except Exception as exc:
         if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
             raise
