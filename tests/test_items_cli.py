@@ -1,6 +1,9 @@
 """`jeudis item …` on a real SQLite file: the editors' queue, and bad input on every command."""
 
 import json
+import os
+import subprocess
+import sys
 
 import click
 import pytest
@@ -186,3 +189,20 @@ def test_approve_acts_on_proposed_items_only(tmp_path, taken_out):
         f"error: item {item['id']}: it is {status}, only a proposed item can be approved"
     ]
     assert listing(tmp_path)[0]["status"] == status
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]])
+def test_a_reader_that_goes_away_stops_the_list_quietly(tmp_path, options):
+    """Tried as: `jeudis item list | head -5` printed « error: : Broken pipe »."""
+    for n in range(5):
+        url = f"https://www.lerameau.fr/{n}"
+        assert add(tmp_path, title=f"Une actualité {n}", url=url).exit_code == 0
+    env = {**os.environ, "JEUDIS_HOME": str(tmp_path)}
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line is written
+    process = subprocess.run(
+        [sys.executable, "-m", "newsletter", "item", "list", *options],
+        stdout=write, stderr=subprocess.PIPE, env=env, text=True, timeout=60,
+    )  # fmt: skip
+    os.close(write)
+    assert (process.returncode, process.stderr) == (1, "")

@@ -9,6 +9,7 @@ only for the commands that use them.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -128,6 +129,12 @@ class JeudisGroup(LazyGroup):
         except JeudisError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            # Whoever read our output went away (`jeudis item list --json | head`): stop
+            # quietly with 1, as Rich does for its own output; stdout points at /dev/null so
+            # the exit's flush cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except OSError as exc:
             click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
             sys.exit(1)
