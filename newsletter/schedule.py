@@ -12,24 +12,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from sqlmodel import select
+
 from newsletter.archive import publish_site
 from newsletter.audit import record
-from newsletter.build import BuildReport, build_issue
+from newsletter.build import BuildReport, build_issue, issue_for_week
 from newsletter.config import Settings
 from newsletter.db import open_session
 from newsletter.delivery import send_outbox
 from newsletter.errors import CalendarError, JeudisError
 from newsletter.feed_service import fetch_all
 from newsletter.locks import instance_lock
+from newsletter.models import Issue
 from newsletter.returns import poll as poll_returns
 from newsletter.timetable import due_thursday, send_moment
-from newsletter.weeks import Clock
+from newsletter.weeks import Clock, week_key
 
 __all__ = [
     "due_thursday",
     "run_feeds",
     "run_returns",
     "run_send",
+    "run_unfinished",
     "run_weekly",
     "send_moment",
 ]
@@ -83,6 +87,29 @@ def _weekly(settings: Settings, clock: Clock) -> BuildReport | None:
         log.error("weekly build for %s failed: %s", thursday, exc)
         return None
     return report
+
+
+def run_unfinished(settings: Settings, clock: Clock) -> BuildReport | None:
+    """The safety net, every few minutes: build the due week if its issue is missing or its
+    outbox unfinished (a leader that died mid-build, a queue that was dry at 08:00 and was
+    filled since), so a second scheduler takes over without waiting a week. Silent when the
+    week is done or a later one is built."""
+    if not _unfinished(settings, clock):
+        return None
+    log.info("the issue due this week is missing or unfinished: building it now")
+    return run_weekly(settings, clock)
+
+
+def _unfinished(settings: Settings, clock: Clock) -> bool:
+    thursday = due_thursday(clock(), settings)
+    if thursday is None:
+        return False
+    with open_session(settings) as session:
+        issue = issue_for_week(session, week_key(thursday))
+        if issue is not None:
+            return issue.outbox_done_at is None
+        later = select(Issue.id).where(Issue.thursday > thursday).limit(1)
+        return session.exec(later).first() is None
 
 
 def run_feeds(settings: Settings, clock: Clock) -> None:

@@ -20,11 +20,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from newsletter.config import Settings
-from newsletter.schedule import run_feeds, run_returns, run_send, run_weekly
+from newsletter.schedule import run_feeds, run_returns, run_send, run_unfinished, run_weekly
 from newsletter.weeks import Clock, system_clock, week_key
 
 WEEK = 7 * 24 * 3600
 SEND_EVERY_MINUTES = 5  # confirmations of new sign-ups should not wait a week
+CATCH_UP_MINUTES = 15  # a build its leader left unfinished is taken over this soon
 log = logging.getLogger("jeudis.scheduler")
 
 
@@ -43,6 +44,14 @@ def make_scheduler(settings: Settings, clock: Clock = system_clock, **kwargs) ->
         coalesce=True,
         max_instances=1,
         misfire_grace_time=WEEK,
+    )
+    scheduler.add_job(
+        run_unfinished,
+        IntervalTrigger(minutes=CATCH_UP_MINUTES),
+        args=[settings, clock],
+        id="weekly-catch-up",
+        coalesce=True,
+        max_instances=1,
     )
     fetch_hour, fetch_minute = settings.feed_fetch_time.split(":")
     daily = CronTrigger(hour=int(fetch_hour), minute=int(fetch_minute), timezone=settings.tz)

@@ -1,15 +1,16 @@
 """The Thursday job with a fake clock: due times, daylight saving, catch-up, no double run."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from jeudis_cli import REPO, run
 from sqlmodel import select
 
 from newsletter.config import load_settings
 from newsletter.db import open_session
 from newsletter.models import Delivery, Issue
-from newsletter.schedule import due_thursday, run_weekly
+from newsletter.schedule import due_thursday, run_unfinished, run_weekly
 from scheduler import make_scheduler
 
 PARIS_WINTER_8AM = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # Thursday 08:00 CET
@@ -116,11 +117,39 @@ def test_send_after_build_delivers_through_the_relay(tmp_path, smtp_server):
     run_weekly(settings, lambda: PARIS_WINTER_8AM)
     assert len(smtp_server.handler.messages) == 2
     jobs = {job.id for job in make_scheduler(settings).get_jobs()}
-    assert jobs == {"weekly-build", "daily-feeds", "send-outbox"}
+    assert jobs == {"weekly-build", "weekly-catch-up", "daily-feeds", "send-outbox"}
 
 
 def test_without_send_after_build_nothing_leaves(settings):
     assert {job.id for job in make_scheduler(settings).get_jobs()} == {
         "weekly-build",
+        "weekly-catch-up",
         "daily-feeds",
     }
+
+
+def test_a_build_its_leader_left_unfinished_is_taken_over_by_the_catch_up(tmp_path, caplog):
+    """Two schedulers: the leader dies mid-build at 08:00 (the issue recorded, its outbox not
+    finished); the other one's catch-up job finishes it within minutes, not next week."""
+    settings = load_settings({"JEUDIS_HOME": str(tmp_path)})
+    run(tmp_path, "import", str(REPO / "content"))
+    run(tmp_path, "subscriber", "add", "lea@example.org")
+    run(tmp_path, "subscriber", "add", "hugo@example.org")
+    assert run_unfinished(settings, lambda: datetime(2026, 11, 26, 6, 0, tzinfo=UTC)) is None
+    assert run_weekly(settings, lambda: PARIS_WINTER_8AM).created
+    with open_session(settings) as session:  # what a leader killed mid-outbox leaves
+        issue = session.exec(select(Issue)).one()
+        issue.outbox_done_at = None
+        session.add(issue)
+        session.execute(sa.delete(Delivery).where(Delivery.recipient == "hugo@example.org"))
+        session.commit()
+    later = lambda: PARIS_WINTER_8AM + timedelta(minutes=15)  # noqa: E731
+    report = run_unfinished(settings, later)
+    assert report is not None and report.written == 1 and not report.created
+    with open_session(settings) as session:
+        assert session.exec(select(Issue)).one().outbox_done_at is not None
+        rows = session.exec(select(Delivery)).all()
+    assert sorted(d.recipient for d in rows) == ["hugo@example.org", "lea@example.org"]
+    caplog.clear()
+    assert run_unfinished(settings, later) is None  # finished: nothing to do, nothing said
+    assert caplog.text == ""
