@@ -10,6 +10,7 @@ CONTRACT (other modules rely on it):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
@@ -172,9 +173,13 @@ class Organisation:
 def organisation(settings: Settings) -> Organisation:
     return Organisation(
         typeset(plain(settings.org_name)),
-        typeset(plain(settings.org_address)),
+        _POSTCODE.sub(f"\\1{NBSP}", typeset(plain(settings.org_address))),
         plain(settings.contact_address),
     )
+
+
+# A French postcode stays with its town: « 94300 ⏎ Vincennes » split the footer at 375 px.
+_POSTCODE = re.compile(r"\b(\d{5}) (?=\w)")
 
 
 def french_date(day: date) -> str:

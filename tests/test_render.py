@@ -24,7 +24,7 @@ from render_helpers import (
 
 from newsletter.config import PROJECT_ROOT
 from newsletter.models import ContentItem
-from newsletter.render import UNSUBSCRIBE_MARK, issue_subject, template_environment
+from newsletter.render import UNSUBSCRIBE_MARK, issue_subject, organisation, template_environment
 from newsletter.typography import typeset
 
 CONTENTS = "Au sommaire"
@@ -324,3 +324,17 @@ def test_frame_h1_contents_footer_and_data_detector_guards(rendered, doc):
     assert "a[x-apple-data-detectors]" in rendered.html
     assert "font-size:inherit" not in rendered.html.replace(" ", "")
     assert UNSUBSCRIBE_MARK in rendered.text and "Vos données" in rendered.text
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("1, allée Charles-V, 94300 Vincennes, France", "94300\u00a0Vincennes"),
+        ("12 rue de la Paix, 75002 Paris", "75002\u00a0Paris"),
+    ],
+)
+def test_the_footer_keeps_a_postcode_with_its_town(address, expected):
+    """Seen at 375 px: « 1, allée Charles-V, 94300 ⏎ Vincennes, France »."""
+    org = organisation(settings(org_address=address))
+    assert expected in org.address
+    assert org.address.startswith(address.split(",")[0])  # the street number left alone
