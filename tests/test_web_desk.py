@@ -259,6 +259,24 @@ def test_approving_and_rejecting_proposed_news(desk_server):
     assert response.status_code == 400
 
 
+def test_a_live_refresh_does_not_take_the_message_meant_for_the_next_page(desk_server):
+    """Seen in CI: after « Approuver » the old page's live refresh (fetching its own URL on
+    the queue's change) could reach the server before the redirect's page and consume the
+    one-time message, so the new page said nothing."""
+    settings, desk = desk_server()
+    item_id = add_proposed(settings, "Une actualité à garder")
+    response = desk.post(f"/items/{item_id}/review", {"action": "approve"}, page="/queue")
+    assert response.status_code == 303
+    # What live_reload.html fetches, with its header, before the browser follows the 303.
+    refreshed = desk.get("/queue", headers={"X-Desk-Refresh": "1"})
+    assert refreshed.status_code == 200
+    assert "approuvée" not in lxml.html.fromstring(refreshed.text).xpath(
+        'string(//*[@role="status"])'
+    )
+    page = desk.follow(response)
+    assert "approuvée" in page.xpath('string(//*[@role="status"])')
+
+
 # ---- CSRF and login ---------------------------------------------------------------------------
 
 

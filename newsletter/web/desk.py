@@ -115,6 +115,9 @@ def desk_of(request: Request) -> Desk:
     return request.app.state.desk
 
 
+REFRESH_HEADER = "X-Desk-Refresh"
+
+
 def flash(request: Request, text: str, kind: str = "ok") -> None:
     """A one-time message shown on the next page (after a redirect)."""
     request.session["flash"] = {"kind": kind, "text": text}
@@ -125,7 +128,8 @@ def _context(request: Request) -> dict[str, Any]:
     return {
         "csrf_field": auth.CSRF_FIELD,
         "csrf_token": auth.csrf_token(request),
-        "flash": request.session.pop("flash", None),
+        # A live refresh (live_reload.html) leaves the one-time message to the next page.
+        "flash": None if REFRESH_HEADER in request.headers else request.session.pop("flash", None),
         "login_required": auth.identity(request) is not auth.LOCAL,
         "editor": auth.is_editor(request),
         "identity": auth.identity(request),
