@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime
+from functools import partial
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -30,7 +31,8 @@ log = logging.getLogger("jeudis.scheduler")
 
 
 def make_scheduler(settings: Settings, clock: Clock = system_clock, **kwargs) -> BlockingScheduler:
-    """A scheduler with the weekly build and the daily feed fetch (not started)."""
+    """A scheduler with the weekly build and its catch-up, the daily feed fetch, and sending
+    and reading returns when configured (not started)."""
     scheduler = BlockingScheduler(timezone=settings.tz, **kwargs)
     hour, minute = settings.send_time.split(":")
     weekly = CronTrigger(
@@ -45,14 +47,8 @@ def make_scheduler(settings: Settings, clock: Clock = system_clock, **kwargs) ->
         max_instances=1,
         misfire_grace_time=WEEK,
     )
-    scheduler.add_job(
-        run_unfinished,
-        IntervalTrigger(minutes=CATCH_UP_MINUTES),
-        args=[settings, clock],
-        id="weekly-catch-up",
-        coalesce=True,
-        max_instances=1,
-    )
+    every = partial(_every, scheduler, args=[settings, clock])
+    every(run_unfinished, CATCH_UP_MINUTES, "weekly-catch-up")
     fetch_hour, fetch_minute = settings.feed_fetch_time.split(":")
     daily = CronTrigger(hour=int(fetch_hour), minute=int(fetch_minute), timezone=settings.tz)
     scheduler.add_job(
@@ -65,24 +61,17 @@ def make_scheduler(settings: Settings, clock: Clock = system_clock, **kwargs) ->
         misfire_grace_time=24 * 3600,
     )
     if settings.send_after_build:
-        scheduler.add_job(
-            run_send,
-            IntervalTrigger(minutes=SEND_EVERY_MINUTES),
-            args=[settings, clock],
-            id="send-outbox",
-            coalesce=True,
-            max_instances=1,
-        )
+        every(run_send, SEND_EVERY_MINUTES, "send-outbox")
     if settings.inbound_maildir or settings.inbound_imap_url:  # bounces, complaints, mailto
-        scheduler.add_job(
-            run_returns,
-            IntervalTrigger(minutes=settings.inbound_poll_minutes),
-            args=[settings, clock],
-            id="read-returns",
-            coalesce=True,
-            max_instances=1,
-        )
+        every(run_returns, settings.inbound_poll_minutes, "read-returns")
     return scheduler
+
+
+def _every(scheduler: BlockingScheduler, job, minutes: float, name: str, args: list) -> None:
+    """A job every `minutes`, one run at a time, missed runs folded into one."""
+    scheduler.add_job(
+        job, IntervalTrigger(minutes=minutes), args=args, id=name, coalesce=True, max_instances=1
+    )
 
 
 def _when(moment: datetime | None, settings: Settings) -> str:

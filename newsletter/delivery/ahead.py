@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from itertools import islice
 
 from newsletter.delivery.claims import Claimed
 
-Made = Future  # of bytes | None, as the `make` function returns
+Made = Callable[[], bytes | None]  # the message: waits for it (or raises what making raised)
 
 
 class Ahead:
@@ -28,10 +29,11 @@ class Ahead:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="make")
 
     def messages(self, rows: Iterable[Claimed]) -> Iterator[tuple[Claimed, Made]]:
-        """Each row with its message being made; `.result()` waits for it (or raises)."""
-        if self.depth == 0:  # in line, on the caller's thread, when asked for
+        """Each row with its message being made (depth 0: made on the caller's thread, when
+        asked for)."""
+        if self.depth == 0:
             for row in rows:
-                yield row, _InLine(self.make, row)
+                yield row, partial(self.make, row)
             return
         rows = iter(rows)
         pending = deque((row, self.pool.submit(self.make, row)) for row in islice(rows, self.depth))
@@ -39,18 +41,8 @@ class Ahead:
             row, made = pending.popleft()
             for following in islice(rows, 1):
                 pending.append((following, self.pool.submit(self.make, following)))
-            yield row, made
+            yield row, made.result
         # A caller that stops early leaves work queued: close() cancels it.
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _InLine:
-    """A message made when its result is asked for (depth 0)."""
-
-    def __init__(self, make: Callable[[Claimed], bytes | None], row: Claimed):
-        self.make, self.row = make, row
-
-    def result(self) -> bytes | None:
-        return self.make(self.row)

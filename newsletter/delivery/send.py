@@ -237,7 +237,7 @@ def deliver(
     if reason:
         run.settle(session, row, "skipped", tried=False, error=reason)
         return run.count(row, "skipped")
-    data = made.result()
+    data = made()
     if data is None:
         run.settle(session, row, "failed", tried=False, error=f"{row.path}: missing or empty")
         return run.count(row, "failed")
