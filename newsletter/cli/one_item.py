@@ -137,10 +137,7 @@ def edit(app: App, item_id: int, force: bool, **values) -> None:
 @pass_app
 def drop(app: App, item_id: int) -> None:
     """Take an item out of the queue (used items are history and stay)."""
-    with open_session(app.settings) as session:
-        row = drop_item(session, item_id, app.clock)
-        note(app, session, "item.drop", f"item:{row.id}", row.title)
-    click.echo(f"dropped {row.kind} #{row.id}: {row.title}")
+    _change(app, "item.drop", "dropped", lambda session: drop_item(session, item_id, app.clock))
 
 
 @click.command("approve")
@@ -149,10 +146,12 @@ def drop(app: App, item_id: int) -> None:
 @pass_app
 def approve(app: App, item_id: int, priority: int | None) -> None:
     """Queue a proposed news item (from a feed)."""
-    with open_session(app.settings) as session:
-        row = approve_item(session, item_id, app.clock, priority=priority)
-        note(app, session, "item.approve", f"item:{row.id}", row.title)
-    click.echo(f"approved news #{row.id}: {row.title}")
+    _change(
+        app,
+        "item.approve",
+        "approved",
+        lambda session: approve_item(session, item_id, app.clock, priority=priority),
+    )
 
 
 @click.command("reject")
@@ -160,7 +159,14 @@ def approve(app: App, item_id: int, priority: int | None) -> None:
 @pass_app
 def reject(app: App, item_id: int) -> None:
     """Hide a proposed news item for good."""
+    _change(
+        app, "item.reject", "rejected", lambda session: reject_item(session, item_id, app.clock)
+    )
+
+
+def _change(app: App, action: str, done: str, change) -> None:
+    """One change to one item: made, written to the log with its author, and said."""
     with open_session(app.settings) as session:
-        row = reject_item(session, item_id, app.clock)
-        note(app, session, "item.reject", f"item:{row.id}", row.title)
-    click.echo(f"rejected news #{row.id}: {row.title}")
+        row = change(session)
+        note(app, session, action, f"item:{row.id}", row.title)
+    click.echo(f"{done} {row.kind} #{row.id}: {row.title}")
